@@ -1,0 +1,31 @@
+# 求学圆梦助手 — `make run` starts the bot on embedded defaults, `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint eval bench clean
+
+install: $(STAMP)
+
+# torch first, pinned: a CPU wheel lies on this machine's disk (anything else pulls a CUDA build).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+run: install
+	$(BIN)/qiuxue ingest --if-missing
+
+lint: install
+	$(BIN)/ruff check bot ingest tests bench
+
+test: install lint
+	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/ingest_bench.py
+
+clean:
+	rm -rf data .pytest_cache

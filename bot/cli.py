@@ -1,0 +1,31 @@
+"""The `qiuxue` console script: one entry point, a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from bot.config import load_config
+from ingest.cli import add_commands as add_ingest_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qiuxue", description="求学圆梦助手 — grounded answers for workers")
+    parser.add_argument("--config", help="config file (default: ./config.yaml or $QIUXUE_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_ingest_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = load_config(args.config)
+    return int(args.func(cfg, args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Ingestion: loaders, chunking, embeddings and the versioned index."""

@@ -1,0 +1,246 @@
+"""Safe, incremental index refresh: build a new version beside the live one, check it, then switch.
+
+- Incremental by content hash: unchanged documents are copied with their vectors from the live
+  version (never re-embedded), changed ones are re-chunked and re-embedded, deleted ones vanish.
+- A file that cannot be read is reported by name; if the live version had it, its old chunks are
+  kept so one broken upload never silently empties part of the knowledge base.
+- The live pointer moves only after the new version is complete and passes the smoke check
+  (non-empty, the probe query finds a passage). A crash before that leaves the live version serving.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+from tqdm import tqdm
+
+from bot.config import Config
+from bot.db import open_database
+from ingest import index as kb_index
+from ingest.chunking import chunk_document
+from ingest.documents import Chunk, Document
+from ingest.embedders import Embedder, embedder_from_config
+from ingest.loaders import load_paths
+from ingest.versions import BUILDING, COMPLETE, DELETED, FAILED, KbVersion, live_version, set_live, utcnow
+
+
+class RefreshError(RuntimeError):
+    """The new version could not be built or failed its smoke check; the live one still serves."""
+
+
+@dataclass
+class RefreshReport:
+    version: str
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    chunks: int = 0
+    documents: int = 0
+    switched: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        keys = ("added", "updated", "removed", "unchanged", "chunks", "version")
+        data = asdict(self)
+        return {**{k: data[k] for k in keys}, "documents": self.documents,
+                "switched": self.switched, "errors": self.errors}
+
+
+@contextmanager
+def ingest_lock(cfg: Config) -> Iterator[None]:
+    """One refresh at a time per data_dir."""
+    with open(cfg.data_path / "ingest.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RefreshError("another `qiuxue ingest` is running on this data_dir") from None
+        yield
+
+
+def knowledge_paths(cfg: Config, paths: list[str] | None) -> list[Path]:
+    chosen = paths or list(cfg.knowledge.paths)
+    return [Path(p).resolve() if paths else cfg.path(p) for p in chosen]
+
+
+def new_version_id() -> str:
+    return datetime.now().strftime("v%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def _default_actor() -> str:
+    return os.environ.get("QIUXUE_ACTOR") or getpass.getuser()
+
+
+def refresh(cfg: Config, paths: list[str] | None = None, *, rebuild: bool = False, by: str | None = None,
+            progress: bool = False, embedder: Embedder | None = None) -> RefreshReport:
+    """Build a new index version from `paths` (default: knowledge.paths) and make it live."""
+    embedder = embedder or embedder_from_config(cfg)
+    sessions = open_database(cfg)
+    with ingest_lock(cfg):
+        return _refresh_locked(cfg, sessions, knowledge_paths(cfg, paths), rebuild, by or _default_actor(),
+                               progress, embedder)
+
+
+def _plan(docs: list[Document], previous: dict[str, dict], broken_paths: set[str]) -> tuple[
+        list[Document], list[str], dict[str, int]]:
+    """(documents to embed, doc ids to copy from the live version, counts)."""
+    counts = {"added": 0, "updated": 0, "removed": 0, "unchanged": 0}
+    to_embed: list[Document] = []
+    to_copy: list[str] = []
+    seen = set()
+    for doc in docs:
+        seen.add(doc.doc_id)
+        old = previous.get(doc.doc_id)
+        if old is None:
+            counts["added"] += 1
+            to_embed.append(doc)
+        elif old["hash"] != doc.content_hash:
+            counts["updated"] += 1
+            to_embed.append(doc)
+        else:
+            counts["unchanged"] += 1
+            to_copy.append(doc.doc_id)
+    for doc_id, old in previous.items():
+        if doc_id in seen:
+            continue
+        if old["path"] in broken_paths:  # unreadable now: keep serving what we had
+            counts["unchanged"] += 1
+            to_copy.append(doc_id)
+        else:
+            counts["removed"] += 1
+    return to_embed, to_copy, counts
+
+
+def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebuild: bool, by: str,
+                    progress: bool, embedder: Embedder) -> RefreshReport:
+    docs, load_errors = load_paths(roots)
+    errors = [str(e) for e in load_errors]
+    broken = {e.rel for e in load_errors}
+    live = live_version(sessions)
+    client = kb_index.chroma_client(cfg)
+    reusable = live is not None and live.embedder == embedder.name and not rebuild
+    previous: dict[str, dict] = dict(live.manifest) if reusable and live else {}
+    to_embed, to_copy, counts = _plan(docs, previous, broken)
+
+    if live is not None and reusable and not to_embed and not counts["removed"]:
+        return RefreshReport(live.version, **counts, chunks=live.chunks, documents=live.documents,
+                             switched=False, errors=errors)
+    if not docs and not to_copy:
+        raise RefreshError("nothing to index: no readable documents under " + ", ".join(map(str, roots)))
+
+    version = new_version_id()
+    name = kb_index.collection_name(cfg, version)
+    with sessions.begin() as s:
+        s.add(KbVersion(version=version, collection=name, embedder=embedder.name, created_by=by))
+    try:
+        collection = kb_index.create_collection(client, name, embedder)
+        manifest: dict[str, dict] = {}
+        if to_copy and live is not None:
+            source = kb_index.open_collection(client, live.collection, embedder)
+            stored, vectors = kb_index.read_chunks(source, {"doc_id": {"$in": to_copy}}, with_vectors=True)
+            copied = [Chunk(c.chunk_id, c.doc_id, c.text, c.search_text,
+                            {k: v for k, v in c.meta.items() if k != "text"}) for c in stored]
+            if copied and vectors is not None:
+                kb_index.add_chunks(collection, copied, vectors)
+            for doc_id in to_copy:
+                manifest[doc_id] = previous[doc_id]
+        _embed_into(collection, to_embed, embedder, cfg, progress, manifest)
+        total = collection.count()
+        _smoke_check(collection, embedder, str(cfg.index.probe_query))
+        with sessions.begin() as s:
+            row = s.get(KbVersion, version)
+            row.status, row.finished_at = COMPLETE, utcnow()
+            row.documents, row.chunks, row.manifest = len(manifest), total, manifest
+            row.stats = {**counts, "errors": errors}
+            set_live(s, version, by)
+    except BaseException as exc:
+        with sessions.begin() as s:
+            row = s.get(KbVersion, version)
+            row.status, row.finished_at = FAILED, utcnow()
+            row.stats = {**counts, "errors": [*errors, f"{type(exc).__name__}: {exc}"]}
+        kb_index.drop_collection(client, name)
+        if isinstance(exc, Exception) and not isinstance(exc, RefreshError):
+            raise RefreshError(f"refresh failed, {live.version if live else 'no version'} still live: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        raise
+    prune_versions(cfg, sessions, client)
+    return RefreshReport(version, **counts, chunks=total, documents=len(manifest), switched=True, errors=errors)
+
+
+def _embed_into(collection, docs: list[Document], embedder: Embedder, cfg: Config, progress: bool,
+                manifest: dict[str, dict]) -> None:
+    chunks_by_doc = {d.doc_id: chunk_document(d, int(cfg.index.chunk_max_chars)) for d in docs}
+    pending = [c for d in docs for c in chunks_by_doc[d.doc_id]]
+    batch = int(cfg.embedding.batch_size)
+    show = progress and sys.stderr.isatty()
+    with tqdm(total=len(pending), unit="chunk", desc="embedding", disable=not show, file=sys.stderr) as bar:
+        for start in range(0, len(pending), batch):
+            part = pending[start:start + batch]
+            vectors = embedder.embed_documents([c.search_text for c in part])
+            kb_index.add_chunks(collection, part, vectors)
+            bar.update(len(part))
+    for doc in docs:
+        manifest[doc.doc_id] = {"hash": doc.content_hash, "path": doc.path,
+                                "chunks": len(chunks_by_doc[doc.doc_id])}
+
+
+def _smoke_check(collection, embedder: Embedder, probe: str) -> None:
+    if collection.count() == 0:
+        raise RefreshError("smoke check failed: the new version is empty")
+    hits = collection.query(query_embeddings=embedder.embed_queries([probe]), n_results=1)
+    if not hits["ids"] or not hits["ids"][0]:
+        raise RefreshError(f"smoke check failed: the probe query {probe!r} found nothing")
+
+
+def rollback(cfg: Config, to: str | None = None, by: str | None = None) -> KbVersion:
+    """Point `live` at `to`, or at the newest complete version older than the live one."""
+    sessions = open_database(cfg)
+    with ingest_lock(cfg), sessions.begin() as s:
+        live = live_version(sessions)
+        candidates = s.scalars(select(KbVersion).where(KbVersion.status == COMPLETE)
+                               .order_by(KbVersion.created_at.desc())).all()
+        if to:
+            target = next((v for v in candidates if v.version == to), None)
+            if target is None:
+                raise RefreshError(f"no complete version {to!r} to roll back to")
+        else:
+            older = [v for v in candidates if live is None or v.created_at < live.created_at]
+            if not older:
+                raise RefreshError("no earlier complete version to roll back to")
+            target = older[0]
+        set_live(s, target.version, by or _default_actor())
+        return target
+
+
+def prune_versions(cfg: Config, sessions: sessionmaker, client) -> list[str]:
+    """Delete collections of all but the newest `keep_versions` complete versions (never the live one).
+
+    Runs under the ingest lock, so a version still `building` is a leftover of a crashed run.
+    """
+    keep = max(1, int(cfg.index.keep_versions))
+    live = live_version(sessions)
+    dropped = []
+    with sessions.begin() as s:
+        rows = s.scalars(select(KbVersion).where(KbVersion.status.in_([COMPLETE, FAILED, BUILDING]))
+                         .order_by(KbVersion.created_at.desc())).all()
+        complete_seen = 0
+        for row in rows:
+            if row.status == COMPLETE:
+                complete_seen += 1
+                if complete_seen <= keep or (live and row.version == live.version):
+                    continue
+            kb_index.drop_collection(client, row.collection)
+            row.status = DELETED
+            dropped.append(row.version)
+    return dropped

@@ -1,0 +1,78 @@
+"""Shared fixtures: an isolated config per test, a no-network guard, and a small knowledge base."""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from bot.config import DEFAULT_CONFIG, Config, load_config
+
+PROJECT = Path(__file__).resolve().parent.parent
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", ""}
+
+
+class NetworkBlocked(AssertionError):
+    """A test opened a connection to something other than this machine."""
+
+
+def _is_local(address: object) -> bool:
+    if isinstance(address, str | bytes):  # AF_UNIX path
+        return True
+    host = address[0] if isinstance(address, tuple) and address else ""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Fail the test on any connection or name lookup that leaves 127.0.0.1; returns the attempts."""
+    attempts: list[object] = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def guarded(real):  # type: ignore[no-untyped-def]
+        def connect(self, address):  # type: ignore[no-untyped-def]
+            if not _is_local(address):
+                attempts.append(address)
+                raise NetworkBlocked(f"network access to {address!r} during a test")
+            return real(self, address)
+        return connect
+
+    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        name = host.decode() if isinstance(host, bytes) else str(host or "")
+        if name not in LOOPBACK_NAMES and not _is_local((name,)):
+            attempts.append(name)
+            raise NetworkBlocked(f"name lookup of {name!r} during a test")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded(real_connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded(real_connect_ex))
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return attempts
+
+
+def make_config(tmp_path: Path, **overrides: str) -> Config:
+    """The project's config.yaml with data_dir in tmp_path and any QIUXUE__ overrides."""
+    env = {"QIUXUE__DATA_DIR": str(tmp_path / "data"), **overrides}
+    return load_config(DEFAULT_CONFIG, environ=env)
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Config:
+    return make_config(tmp_path)
+
+
+@pytest.fixture
+def small_kb(tmp_path: Path) -> Path:
+    """A copy of tests/data/kb (three policy docs and a FAQ file) that tests may edit."""
+    target = tmp_path / "kb"
+    shutil.copytree(PROJECT / "tests" / "data" / "kb", target)
+    return target
