@@ -7,6 +7,7 @@ import logging
 import sys
 
 from bot.config import load_config
+from bot.ask import add_commands as add_ask_commands
 from ingest.cli import add_commands as add_ingest_commands
 
 
@@ -16,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     add_ingest_commands(sub)
+    add_ask_commands(sub)
     return parser
 
 

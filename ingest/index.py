@@ -23,7 +23,7 @@ from bot.config import Config
 from ingest.documents import Chunk
 from ingest.embedders import Embedder, embedder_from_name
 
-LIST_KEYS = ("sources", "docs", "phrasings")  # list metadata, stored as JSON strings
+LIST_KEYS = ("sources", "docs", "phrasings", "covers")  # list metadata, stored as JSON strings
 SCALAR_TYPES = (str, int, float, bool)
 
 

@@ -1,0 +1,240 @@
+"""Grounded answers: find the passage, answer briefly with its source, or refuse and offer the helpdesk.
+
+Order of decisions for one question:
+1. input that is empty, not text, or too long gets a clear reply (no retrieval);
+2. places: the question's own places, else the conversation's region. A place with no rules of
+   its own is never answered with another place's rule as if it were the worker's;
+3. a curated FAQ entry wins when a phrasing is close enough (`retrieval.faq_min_similarity`);
+4. otherwise the best hybrid passage, if confident enough (`retrieval.min_dense`, `min_coverage`);
+5. otherwise `no_answer` with the helpdesk offer. Thresholds are calibrated by `qiuxue eval`.
+A source marked `gap: true` (what we do not cover) always yields `no_answer`, with its explanation.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bot.config import Config
+from bot.i18n import t
+from bot.regions import NATIONAL, Gazetteer
+from bot.retrieval import LiveKnowledge, Snapshot, match_faq, search
+from bot.text import Tokenizer, detect_language
+from ingest.embedders import Embedder
+from ingest.index import StoredChunk
+
+ANSWER, NO_ANSWER = "answer", "no_answer"
+READABLE = re.compile(r"[\w\u3400-\u9fff]")
+SENTENCE = re.compile(r"[^。！？；!?;\n]+[。！？；!?;]*")
+
+
+@dataclass
+class Source:
+    id: str
+    title: str
+    region: str
+    ref: str
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    action: str
+    region: str | None
+    sources: list[Source] = field(default_factory=list)
+    latency_ms: float = 0.0
+    lang: str = "zh"
+    ranked: list[str] = field(default_factory=list)  # doc/FAQ ids in retrieval order (for eval)
+    signals: dict[str, float] = field(default_factory=dict)  # what the decision was based on
+
+    def as_json(self) -> dict[str, Any]:
+        return {"question": self.question, "answer": self.answer, "action": self.action,
+                "region": self.region, "sources": [asdict(s) for s in self.sources],
+                "latency_ms": round(self.latency_ms, 1)}
+
+
+@dataclass
+class Thresholds:
+    faq: float
+    dense: float
+    coverage: float
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Thresholds:
+        r = cfg.retrieval
+        return cls(float(r.faq_min_similarity), float(r.min_dense), float(r.min_coverage))
+
+
+@dataclass
+class Places:
+    """Where the question is about: the regions to search and what to tell the worker."""
+
+    region: str | None  # the place the answer is for (None: not said)
+    allowed: set[str] | None  # document regions to search (None: all)
+    uncovered: list[str]  # places named that the knowledge base has nothing for
+    fallback_parent: str | None = None  # uncovered place whose province is covered
+
+
+def resolve_places(snap: Snapshot, gazetteer: Gazetteer, question: str, context_region: str | None) -> Places:
+    named = gazetteer.find(question)
+    if not named:
+        ctx = gazetteer.canonical(context_region) or context_region
+        named = [ctx] if ctx and ctx != NATIONAL else []
+        if ctx == NATIONAL:
+            return Places(NATIONAL, {NATIONAL}, [])
+    if not named:
+        return Places(None, None, [])
+    allowed: set[str] = {NATIONAL}
+    covered_places, uncovered = [], []
+    parent_fallback: tuple[str, str] | None = None
+    for place in named:
+        if place in snap.covered:
+            covered_places.append(place)
+            for p in gazetteer.lineage(place):
+                allowed |= snap.covered.get(p, set())
+            continue
+        uncovered.append(place)
+        parent = next((p for p in gazetteer.lineage(place)[1:] if p in snap.covered), None)
+        if parent and parent_fallback is None:
+            parent_fallback = (place, parent)
+    if covered_places:
+        return Places(gazetteer.most_specific(covered_places), allowed, uncovered)
+    if parent_fallback:
+        place, parent = parent_fallback
+        return Places(place, {NATIONAL, *snap.covered[parent]}, uncovered, fallback_parent=parent)
+    return Places(gazetteer.most_specific(named), set(), uncovered)
+
+
+class Answerer:
+    """Answers one question at a time from the live index; safe to share across conversations."""
+
+    def __init__(self, cfg: Config, embedder: Embedder | None = None,
+                 knowledge: LiveKnowledge | None = None, llm: Any = None) -> None:
+        dictionary = cfg.path(cfg.knowledge.dictionary_dir)
+        self.cfg = cfg
+        self.tokenizer = Tokenizer(dictionary)
+        self.gazetteer = Gazetteer.load(dictionary)
+        self.knowledge = knowledge or LiveKnowledge(cfg, self.tokenizer, embedder)
+        self.thresholds = Thresholds.from_config(cfg)
+        self.max_chars = int(cfg.retrieval.max_question_chars)
+        if llm is None and cfg.llm.base_url:
+            from bot.llm import LlmRephraser
+
+            llm = LlmRephraser.from_config(cfg)
+        self.llm = llm
+
+    def ask(self, question: str, region: str | None = None, mode: str = "hybrid") -> Answer:
+        start = time.perf_counter()
+        answer = self._answer(question or "", region, mode)
+        answer.latency_ms = (time.perf_counter() - start) * 1000
+        return answer
+
+    def _answer(self, question: str, context_region: str | None, mode: str) -> Answer:
+        text = question.strip()
+        lang = detect_language(text)
+
+        def refuse(key: str, region: str | None = None, **kw: object) -> Answer:
+            return Answer(question, t(key, lang, **kw), NO_ANSWER, region, lang=lang)
+
+        if not text:
+            return refuse("empty")
+        if len(text) > self.max_chars:
+            return refuse("too_long", n=len(text))
+        if not READABLE.search(text):
+            return refuse("no_text")
+        snap = self.knowledge.current()
+        if snap is None:
+            return refuse("no_index")
+
+        places = resolve_places(snap, self.gazetteer, text, context_region)
+        if places.allowed == set():
+            return refuse("not_covered", places.region, place="、".join(places.uncovered))
+
+        tokens = self.tokenizer.tokens(text)
+        qvec = snap.embedder.embed_queries([text])[0] if mode != "bm25" else None
+        k = int(self.cfg.retrieval.top_k)
+        hits = search(snap, tokens, qvec, places.allowed, k, mode, int(self.cfg.retrieval.rrf_k))
+        faq = match_faq(snap, qvec, places.allowed) if qvec is not None else None
+        coverage = sum(tok in snap.vocabulary for tok in tokens) / len(tokens) if tokens else 0.0
+        signals = {"faq": faq.similarity if faq else 0.0, "dense": hits[0].dense if hits else 0.0,
+                   "bm25": hits[0].bm25 if hits else 0.0, "coverage": coverage}
+        ranked = list(dict.fromkeys(([faq.chunk.doc_id] if faq and faq.similarity >= self.thresholds.faq else [])
+                                    + [h.chunk.doc_id for h in hits]))
+
+        chosen: StoredChunk | None = None
+        th = self.thresholds
+        if faq and faq.similarity >= th.faq and coverage >= th.coverage:
+            chosen = faq.chunk
+        elif hits and coverage >= th.coverage and (mode == "bm25" or hits[0].dense >= th.dense):
+            chosen = hits[0].chunk
+        result = Answer(question, "", NO_ANSWER, places.region, lang=lang, ranked=ranked, signals=signals)
+        if chosen is None:
+            result.answer = t("no_answer", lang)
+            return result
+
+        body = self._compose(chosen, tokens, lang)
+        result.sources = [self._source(snap, chosen)]
+        if places.fallback_parent:
+            intro = t("not_covered_parent", lang, place=places.region, parent=places.fallback_parent)
+            result.answer = f"{intro}\n{body}"
+            return result
+        if chosen.meta.get("gap"):
+            result.answer = f"{body}\n{t('no_answer', lang)}"
+            return result
+        result.action = ANSWER
+        if self.llm is not None:
+            passages = [chosen, *[h.chunk for h in hits if h.chunk.chunk_id != chosen.chunk_id][:2]]
+            rewritten = self.llm.rephrase(text, passages, lang)
+            if rewritten is not None:
+                text, cited = rewritten
+                refs = "；".join(f"[{i + 1}]{self._citation(passages[i], lang)}" for i in cited)
+                body = f"{text}\n{t('source_prefix', lang)}{refs}"
+                result.sources = [self._source(snap, passages[i]) for i in cited]
+        note = t("also_not_covered", lang, places="、".join(places.uncovered)) if places.uncovered else ""
+        result.answer = "\n".join(p for p in (body, note) if p)
+        return result
+
+    def _compose(self, chunk: StoredChunk, tokens: list[str], lang: str) -> str:
+        """The answer text: the FAQ answer, or the passage's most relevant sentences, with its source."""
+        meta = chunk.meta
+        scope = t(f"scope_{meta.get('scope', 'note')}", lang) if meta.get("scope") in (
+            "national", "province", "city", "note") else ""
+        label = t("place_label", lang, region=meta.get("region") or NATIONAL, scope=scope,
+                  year=meta.get("year") or "?")
+        if meta.get("kind") == "faq":
+            text = str(meta.get("answer_en") if lang == "en" and meta.get("answer_en") else meta.get("answer", ""))
+        else:
+            excerpt = self._excerpt(chunk.text, tokens)
+            summary = str(meta.get("summary_en") or "")
+            text = f"{summary}\n{t('original_text', lang)}{excerpt}" if lang == "en" and summary else excerpt
+        return f"{label}{text.strip()}\n{t('source_prefix', lang)}{self._citation(chunk, lang)}"
+
+    def _excerpt(self, text: str, tokens: list[str], keep: int = 3) -> str:
+        sentences = [s.strip() for s in SENTENCE.findall(text) if s.strip()]
+        if len(sentences) <= keep:
+            return "".join(sentences)
+        wanted = set(tokens)
+        scored = [(sum(tok in wanted for tok in self.tokenizer.tokens(s)), -i) for i, s in enumerate(sentences)]
+        best = sorted(range(len(sentences)), key=lambda i: scored[i], reverse=True)[:keep]
+        return "".join(sentences[i] for i in sorted(best))
+
+    @staticmethod
+    def _citation(chunk: StoredChunk, lang: str) -> str:
+        meta = chunk.meta
+        title = str(meta.get("title_en") if lang == "en" and meta.get("title_en") else meta.get("title", ""))
+        refs = "".join(f"[{s}]" for s in meta.get("sources", []))
+        return f"《{title}》{refs}" if lang == "zh" else f"“{title}” {refs}"
+
+    @staticmethod
+    def _source(snap: Snapshot, chunk: StoredChunk) -> Source:
+        meta = chunk.meta
+        title = str(meta.get("title", chunk.doc_id))
+        if meta.get("kind") == "faq" and meta.get("docs"):
+            title = str(snap.titles.get(meta["docs"][0], {}).get("title", title))
+        heading = str(meta.get("heading") or "")
+        refs = ",".join(meta.get("sources", []))
+        return Source(chunk.doc_id, title, str(meta.get("region") or NATIONAL),
+                      f"{refs}{' · ' + heading if heading else ''}")

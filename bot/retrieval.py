@@ -1,0 +1,181 @@
+"""Hybrid retrieval over the live index version: BM25 on jieba tokens + dense vectors, fused by RRF.
+
+`LiveKnowledge` holds a loaded snapshot of the live version and swaps in a new one, without a
+restart, when `qiuxue ingest` or `qiuxue kb rollback` moves the live pointer. FAQ phrasings are
+matched separately (`match_faq`) so a curated answer wins when a worker's wording is close enough.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from rank_bm25 import BM25Okapi
+
+from bot.config import Config
+from bot.db import open_database
+from bot.regions import NATIONAL
+from bot.text import Tokenizer
+from ingest import index as kb_index
+from ingest.embedders import Embedder, embedder_from_name
+from ingest.index import StoredChunk
+from ingest.versions import live_version
+from ingest.vector_cache import VectorCache
+
+log = logging.getLogger(__name__)
+MODES = ("hybrid", "bm25", "dense")
+
+
+@dataclass
+class Hit:
+    chunk: StoredChunk
+    score: float  # fused (RRF) score, higher is better
+    dense: float = 0.0  # cosine similarity of the query to this chunk (0 if not in the dense list)
+    bm25: float = 0.0  # raw BM25 score (0 if not in the BM25 list)
+
+
+@dataclass
+class FaqMatch:
+    chunk: StoredChunk
+    similarity: float
+    phrasing: str
+
+
+@dataclass
+class Snapshot:
+    """One index version, loaded: chunks, BM25, the Chroma collection and FAQ phrasing vectors."""
+
+    version: str
+    embedder: Embedder
+    chunks: list[StoredChunk]
+    collection: object
+    bm25: BM25Okapi | None
+    vocabulary: set[str]
+    faq_rows: list[tuple[int, str]]  # (chunk index, phrasing)
+    faq_vectors: np.ndarray
+    # place → the document regions that state its rules (广州 → {广州}; 青岛 → {山东} via `covers`)
+    covered: dict[str, set[str]] = field(default_factory=dict)
+    titles: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def by_id(self) -> dict[str, StoredChunk]:
+        return {c.chunk_id: c for c in self.chunks}
+
+
+def load_snapshot(cfg: Config, tokenizer: Tokenizer, cache: VectorCache,
+                  embedder: Embedder | None = None) -> Snapshot | None:
+    live = live_version(open_database(cfg))
+    if live is None:
+        return None
+    embedder = embedder or embedder_from_name(live.embedder)
+    if embedder.name != live.embedder:
+        raise RuntimeError(f"index {live.version} was built with {live.embedder}, not {embedder.name}")
+    collection = kb_index.open_collection(kb_index.chroma_client(cfg), live.collection, embedder)
+    chunks, _ = kb_index.read_chunks(collection)
+    corpus = [tokenizer.tokens(c.search_text) for c in chunks]
+    bm25 = BM25Okapi(corpus) if chunks else None
+    faq_rows = [(i, p) for i, c in enumerate(chunks) if c.meta.get("kind") == "faq"
+                for p in dict.fromkeys([str(c.meta.get("question", "")), *c.meta.get("phrasings", [])]) if p]
+    faq_vectors = cache.embed_queries(embedder, [p for _, p in faq_rows])
+    titles = {c.doc_id: {"title": c.meta.get("title", c.doc_id), "title_en": c.meta.get("title_en", ""),
+                         "region": c.meta.get("region", ""), "sources": c.meta.get("sources", [])}
+              for c in chunks}
+    covered: dict[str, set[str]] = {}
+    for c in chunks:
+        region = str(c.meta.get("region") or "")
+        if region and c.meta.get("scope") in ("province", "city"):
+            for place in (region, *c.meta.get("covers", [])):
+                covered.setdefault(str(place), set()).add(region)
+    return Snapshot(live.version, embedder, chunks, collection, bm25, {t for doc in corpus for t in doc},
+                    faq_rows, faq_vectors, covered, titles)
+
+
+class LiveKnowledge:
+    """The live snapshot, reloaded when the live version changes (checked at most every N seconds)."""
+
+    def __init__(self, cfg: Config, tokenizer: Tokenizer, embedder: Embedder | None = None) -> None:
+        self.cfg, self.tokenizer, self._embedder = cfg, tokenizer, embedder
+        self._cache = VectorCache(cfg.data_path / "cache")
+        self._sessions = open_database(cfg)
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._checked = 0.0
+        self._interval = float(cfg.index.reload_check_seconds)
+
+    def current(self) -> Snapshot | None:
+        now = time.monotonic()
+        if self._snapshot is not None and now - self._checked < self._interval:
+            return self._snapshot
+        with self._lock:
+            self._checked = now
+            live = live_version(self._sessions)
+            if live is None:
+                self._snapshot = None
+            elif self._snapshot is None or self._snapshot.version != live.version:
+                log.info("loading index version %s", live.version)
+                self._snapshot = load_snapshot(self.cfg, self.tokenizer, self._cache, self._embedder)
+        return self._snapshot
+
+
+def _allowed_mask(chunks: list[StoredChunk], allowed: set[str] | None) -> np.ndarray:
+    if allowed is None:
+        return np.ones(len(chunks), dtype=bool)
+    return np.array([str(c.meta.get("region", NATIONAL)) in allowed for c in chunks], dtype=bool)
+
+
+def bm25_search(snap: Snapshot, tokens: list[str], allowed: set[str] | None, k: int) -> list[tuple[int, float]]:
+    if snap.bm25 is None or not tokens:
+        return []
+    scores = snap.bm25.get_scores(tokens)
+    scores[~_allowed_mask(snap.chunks, allowed)] = -np.inf
+    order = np.argsort(-scores)[:k]
+    return [(int(i), float(scores[i])) for i in order if scores[i] > 0]
+
+
+def dense_search(snap: Snapshot, query_vec: np.ndarray, allowed: set[str] | None, k: int) -> list[tuple[int, float]]:
+    if not snap.chunks:
+        return []
+    where = {"region": {"$in": sorted(allowed)}} if allowed else None
+    got = snap.collection.query(query_embeddings=[query_vec], n_results=min(k, len(snap.chunks)),  # type: ignore[attr-defined]
+                                where=where, include=["distances"])
+    index = {c.chunk_id: i for i, c in enumerate(snap.chunks)}
+    return [(index[cid], 1.0 - float(dist)) for cid, dist in zip(got["ids"][0], got["distances"][0], strict=True)
+            if cid in index]
+
+
+def fuse(ranked_lists: Iterable[list[tuple[int, float]]], rrf_k: int) -> dict[int, float]:
+    """Reciprocal rank fusion of several ranked (index, score) lists."""
+    fused: dict[int, float] = {}
+    for ranked in ranked_lists:
+        for rank, (i, _) in enumerate(ranked):
+            fused[i] = fused.get(i, 0.0) + 1.0 / (rrf_k + rank + 1)
+    return fused
+
+
+def search(snap: Snapshot, tokens: list[str], query_vec: np.ndarray | None, allowed: set[str] | None,
+           k: int, mode: str = "hybrid", rrf_k: int = 60) -> list[Hit]:
+    """Top-k chunks for a query in the given mode, restricted to `allowed` regions (None = all)."""
+    pool = max(k * 4, 20)
+    lexical = bm25_search(snap, tokens, allowed, pool) if mode in ("hybrid", "bm25") else []
+    dense = dense_search(snap, query_vec, allowed, pool) if mode in ("hybrid", "dense") and query_vec is not None else []
+    fused = fuse([lst for lst in (lexical, dense) if lst], rrf_k)
+    dense_of, bm25_of = dict(dense), dict(lexical)
+    order = sorted(fused, key=lambda i: -fused[i])[:k]
+    return [Hit(snap.chunks[i], fused[i], dense_of.get(i, 0.0), bm25_of.get(i, 0.0)) for i in order]
+
+
+def match_faq(snap: Snapshot, query_vec: np.ndarray, allowed: set[str] | None) -> FaqMatch | None:
+    """The FAQ entry whose question or phrasing is closest to the query, within allowed regions."""
+    if not snap.faq_rows:
+        return None
+    sims = snap.faq_vectors @ query_vec
+    if allowed is not None:
+        ok = np.array([str(snap.chunks[i].meta.get("region", NATIONAL)) in allowed for i, _ in snap.faq_rows])
+        sims = np.where(ok, sims, -1.0)
+    best = int(np.argmax(sims))
+    i, phrasing = snap.faq_rows[best]
+    return FaqMatch(snap.chunks[i], float(sims[best]), phrasing)
