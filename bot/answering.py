@@ -20,7 +20,7 @@ from typing import Any
 from bot.config import Config
 from bot.i18n import t
 from bot.regions import NATIONAL, Gazetteer
-from bot.retrieval import LiveKnowledge, Snapshot, match_faq, search
+from bot.retrieval import FaqMatch, Hit, LiveKnowledge, Snapshot, match_faq, search
 from bot.text import Tokenizer, detect_language
 from ingest.embedders import Embedder
 from ingest.index import StoredChunk
@@ -78,6 +78,44 @@ class Places:
     fallback_parent: str | None = None  # uncovered place whose province is covered
 
 
+@dataclass
+class Retrieval:
+    """What retrieval found for one question, before any threshold is applied."""
+
+    question: str
+    lang: str
+    snap: Snapshot | None = None
+    places: Places | None = None
+    tokens: list[str] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    faq: FaqMatch | None = None
+    coverage: float = 0.0
+    refusal: tuple[str, dict[str, object]] | None = None  # a reply that needs no retrieval
+    mode: str = "hybrid"
+
+    @property
+    def signals(self) -> dict[str, float]:
+        return {"faq": self.faq.similarity if self.faq else 0.0,
+                "dense": self.hits[0].dense if self.hits else 0.0,
+                "bm25": self.hits[0].bm25 if self.hits else 0.0, "coverage": self.coverage}
+
+    def ranked(self, th: Thresholds) -> list[str]:
+        """Document/FAQ ids in the order the bot would use them."""
+        first = [self.faq.chunk.doc_id] if self.faq and self.faq.similarity >= th.faq else []
+        return list(dict.fromkeys(first + [h.chunk.doc_id for h in self.hits]))
+
+
+def decide(r: Retrieval, th: Thresholds) -> StoredChunk | None:
+    """The chunk to answer from, or None when not confident enough."""
+    if r.coverage < th.coverage:
+        return None
+    if r.faq and r.faq.similarity >= th.faq:
+        return r.faq.chunk
+    if r.hits and (r.mode == "bm25" or r.hits[0].dense >= th.dense):
+        return r.hits[0].chunk
+    return None
+
+
 def resolve_places(snap: Snapshot, gazetteer: Gazetteer, question: str, context_region: str | None) -> Places:
     named = gazetteer.find(question)
     if not named:
@@ -128,89 +166,91 @@ class Answerer:
 
     def ask(self, question: str, region: str | None = None, mode: str = "hybrid") -> Answer:
         start = time.perf_counter()
-        answer = self._answer(question or "", region, mode)
+        answer = self.respond(self.retrieve(question or "", region, mode))
         answer.latency_ms = (time.perf_counter() - start) * 1000
         return answer
 
-    def _answer(self, question: str, context_region: str | None, mode: str) -> Answer:
+    def retrieve(self, question: str, context_region: str | None = None, mode: str = "hybrid") -> Retrieval:
+        """Everything the decision needs: places, FAQ match, ranked passages, vocabulary coverage."""
         text = question.strip()
         lang = detect_language(text)
-
-        def refuse(key: str, region: str | None = None, **kw: object) -> Answer:
-            return Answer(question, t(key, lang, **kw), NO_ANSWER, region, lang=lang)
-
         if not text:
-            return refuse("empty")
+            return Retrieval(question, lang, refusal=("empty", {}))
         if len(text) > self.max_chars:
-            return refuse("too_long", n=len(text))
+            return Retrieval(question, lang, refusal=("too_long", {"n": len(text)}))
         if not READABLE.search(text):
-            return refuse("no_text")
+            return Retrieval(question, lang, refusal=("no_text", {}))
         snap = self.knowledge.current()
         if snap is None:
-            return refuse("no_index")
-
+            return Retrieval(question, lang, refusal=("no_index", {}))
         places = resolve_places(snap, self.gazetteer, text, context_region)
         if places.allowed == set():
-            return refuse("not_covered", places.region, place="、".join(places.uncovered))
-
+            return Retrieval(question, lang, snap, places,
+                             refusal=("not_covered", {"place": "、".join(places.uncovered)}))
         tokens = self.tokenizer.tokens(text)
         qvec = snap.embedder.embed_queries([text])[0] if mode != "bm25" else None
-        k = int(self.cfg.retrieval.top_k)
-        hits = search(snap, tokens, qvec, places.allowed, k, mode, int(self.cfg.retrieval.rrf_k))
+        hits = search(snap, tokens, qvec, places.allowed, int(self.cfg.retrieval.top_k), mode,
+                      int(self.cfg.retrieval.rrf_k))
         faq = match_faq(snap, qvec, places.allowed) if qvec is not None else None
         coverage = sum(tok in snap.vocabulary for tok in tokens) / len(tokens) if tokens else 0.0
-        signals = {"faq": faq.similarity if faq else 0.0, "dense": hits[0].dense if hits else 0.0,
-                   "bm25": hits[0].bm25 if hits else 0.0, "coverage": coverage}
-        ranked = list(dict.fromkeys(([faq.chunk.doc_id] if faq and faq.similarity >= self.thresholds.faq else [])
-                                    + [h.chunk.doc_id for h in hits]))
+        return Retrieval(question, lang, snap, places, tokens, hits, faq, coverage, mode=mode)
 
-        chosen: StoredChunk | None = None
-        th = self.thresholds
-        if faq and faq.similarity >= th.faq and coverage >= th.coverage:
-            chosen = faq.chunk
-        elif hits and coverage >= th.coverage and (mode == "bm25" or hits[0].dense >= th.dense):
-            chosen = hits[0].chunk
-        result = Answer(question, "", NO_ANSWER, places.region, lang=lang, ranked=ranked, signals=signals)
-        if chosen is None:
-            result.answer = t("no_answer", lang)
+    def respond(self, r: Retrieval, th: Thresholds | None = None) -> Answer:
+        """The answer for a retrieval under thresholds `th` (default: the configured ones)."""
+        th = th or self.thresholds
+        region = r.places.region if r.places else None
+        if r.refusal is not None:
+            key, values = r.refusal
+            return Answer(r.question, t(key, r.lang, **values), NO_ANSWER, region, lang=r.lang)
+        chosen = decide(r, th)
+        result = Answer(r.question, "", NO_ANSWER, region, lang=r.lang, ranked=r.ranked(th), signals=r.signals)
+        if chosen is None or r.snap is None or r.places is None:
+            result.answer = t("no_answer", r.lang)
             return result
-
-        body = self._compose(chosen, tokens, lang)
-        result.sources = [self._source(snap, chosen)]
-        if places.fallback_parent:
-            intro = t("not_covered_parent", lang, place=places.region, parent=places.fallback_parent)
+        body = self._compose(r.snap, chosen, r.tokens, r.lang)
+        result.sources = [self._source(r.snap, chosen)]
+        if r.places.fallback_parent:
+            intro = t("not_covered_parent", r.lang, place=region, parent=r.places.fallback_parent)
             result.answer = f"{intro}\n{body}"
             return result
         if chosen.meta.get("gap"):
-            result.answer = f"{body}\n{t('no_answer', lang)}"
+            result.answer = f"{body}\n{t('offer_helpdesk', r.lang)}"
             return result
         result.action = ANSWER
         if self.llm is not None:
-            passages = [chosen, *[h.chunk for h in hits if h.chunk.chunk_id != chosen.chunk_id][:2]]
-            rewritten = self.llm.rephrase(text, passages, lang)
-            if rewritten is not None:
-                text, cited = rewritten
-                refs = "；".join(f"[{i + 1}]{self._citation(passages[i], lang)}" for i in cited)
-                body = f"{text}\n{t('source_prefix', lang)}{refs}"
-                result.sources = [self._source(snap, passages[i]) for i in cited]
-        note = t("also_not_covered", lang, places="、".join(places.uncovered)) if places.uncovered else ""
+            body = self._rephrase(r, chosen, body, result)
+        note = t("also_not_covered", r.lang, places="、".join(r.places.uncovered)) if r.places.uncovered else ""
         result.answer = "\n".join(p for p in (body, note) if p)
         return result
 
-    def _compose(self, chunk: StoredChunk, tokens: list[str], lang: str) -> str:
+    def _rephrase(self, r: Retrieval, chosen: StoredChunk, body: str, result: Answer) -> str:
+        """The language model's version of the answer, or `body` if it fails or cites nothing."""
+        assert r.snap is not None
+        passages = [chosen, *[h.chunk for h in r.hits if h.chunk.chunk_id != chosen.chunk_id][:2]]
+        rewritten = self.llm.rephrase(r.question.strip(), passages, r.lang)
+        if rewritten is None:
+            return body
+        text, cited = rewritten
+        refs = "；".join(f"[{i + 1}]{self._citation(r.snap, passages[i], r.lang)}" for i in cited)
+        result.sources = [self._source(r.snap, passages[i]) for i in cited]
+        return f"{text}\n{t('source_prefix', r.lang)}{refs}"
+
+    def _compose(self, snap: Snapshot, chunk: StoredChunk, tokens: list[str], lang: str) -> str:
         """The answer text: the FAQ answer, or the passage's most relevant sentences, with its source."""
         meta = chunk.meta
         scope = t(f"scope_{meta.get('scope', 'note')}", lang) if meta.get("scope") in (
             "national", "province", "city", "note") else ""
-        label = t("place_label", lang, region=meta.get("region") or NATIONAL, scope=scope,
-                  year=meta.get("year") or "?")
+        region = str(meta.get("region") or NATIONAL)
+        label = t("place_label", lang, region=region, scope=scope, year=meta.get("year") or "?")
+        if region == NATIONAL:
+            label = t("national_label", lang, year=meta.get("year") or "?")
         if meta.get("kind") == "faq":
             text = str(meta.get("answer_en") if lang == "en" and meta.get("answer_en") else meta.get("answer", ""))
         else:
             excerpt = self._excerpt(chunk.text, tokens)
             summary = str(meta.get("summary_en") or "")
             text = f"{summary}\n{t('original_text', lang)}{excerpt}" if lang == "en" and summary else excerpt
-        return f"{label}{text.strip()}\n{t('source_prefix', lang)}{self._citation(chunk, lang)}"
+        return f"{label}{text.strip()}\n{t('source_prefix', lang)}{self._citation(snap, chunk, lang)}"
 
     def _excerpt(self, text: str, tokens: list[str], keep: int = 3) -> str:
         sentences = [s.strip() for s in SENTENCE.findall(text) if s.strip()]
@@ -222,11 +262,17 @@ class Answerer:
         return "".join(sentences[i] for i in sorted(best))
 
     @staticmethod
-    def _citation(chunk: StoredChunk, lang: str) -> str:
+    def _citation(snap: Snapshot, chunk: StoredChunk, lang: str) -> str:
+        """《title》[labels]; a FAQ entry cites the documents it is drawn from (at most three)."""
         meta = chunk.meta
-        title = str(meta.get("title_en") if lang == "en" and meta.get("title_en") else meta.get("title", ""))
+        docs = [snap.titles.get(d, {}) for d in meta.get("docs", [])] if meta.get("kind") == "faq" else []
+        docs = [d for d in docs if d] or [meta]
+        titles = [str(d.get("title_en") if lang == "en" and d.get("title_en") else d.get("title", "")) for d in docs]
         refs = "".join(f"[{s}]" for s in meta.get("sources", []))
-        return f"《{title}》{refs}" if lang == "zh" else f"“{title}” {refs}"
+        more = ("等" if lang == "zh" else " etc.") if len(titles) > 3 else ""
+        if lang == "zh":
+            return "".join(f"《{x}》" for x in titles[:3]) + more + refs
+        return ", ".join(f"“{x}”" for x in titles[:3]) + more + f" {refs}"
 
     @staticmethod
     def _source(snap: Snapshot, chunk: StoredChunk) -> Source:

@@ -6,8 +6,9 @@ import argparse
 import logging
 import sys
 
-from bot.config import load_config
 from bot.ask import add_commands as add_ask_commands
+from bot.config import load_config
+from bot.evaluation import add_commands as add_eval_commands
 from ingest.cli import add_commands as add_ingest_commands
 
 
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_ingest_commands(sub)
     add_ask_commands(sub)
+    add_eval_commands(sub)
     return parser
 
 

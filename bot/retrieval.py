@@ -23,8 +23,8 @@ from bot.text import Tokenizer
 from ingest import index as kb_index
 from ingest.embedders import Embedder, embedder_from_name
 from ingest.index import StoredChunk
-from ingest.versions import live_version
 from ingest.vector_cache import VectorCache
+from ingest.versions import live_version
 
 log = logging.getLogger(__name__)
 MODES = ("hybrid", "bm25", "dense")
@@ -169,13 +169,17 @@ def search(snap: Snapshot, tokens: list[str], query_vec: np.ndarray | None, allo
 
 
 def match_faq(snap: Snapshot, query_vec: np.ndarray, allowed: set[str] | None) -> FaqMatch | None:
-    """The FAQ entry whose question or phrasing is closest to the query, within allowed regions."""
+    """The FAQ entry whose question or phrasing is closest to the query, within allowed regions.
+
+    With no place known (allowed is None) only national entries qualify: a curated answer for one
+    place is never handed to a worker who has not said where they are.
+    """
     if not snap.faq_rows:
         return None
     sims = snap.faq_vectors @ query_vec
-    if allowed is not None:
-        ok = np.array([str(snap.chunks[i].meta.get("region", NATIONAL)) in allowed for i, _ in snap.faq_rows])
-        sims = np.where(ok, sims, -1.0)
+    regions = allowed if allowed is not None else {NATIONAL}
+    ok = np.array([str(snap.chunks[i].meta.get("region", NATIONAL)) in regions for i, _ in snap.faq_rows])
+    sims = np.where(ok, sims, -1.0)
     best = int(np.argmax(sims))
     i, phrasing = snap.faq_rows[best]
     return FaqMatch(snap.chunks[i], float(sims[best]), phrasing)

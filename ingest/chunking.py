@@ -58,7 +58,8 @@ def chunk_document(doc: Document, max_chars: int = 320) -> list[Chunk]:
     if doc.kind == "faq":
         phrasings = [str(p) for p in doc.meta.get("phrasings") or []]
         question, answer = str(doc.meta["question"]), str(doc.meta["answer"]).strip()
-        search = "\n".join([question, *phrasings, answer])
+        english = [str(doc.meta.get(k) or "") for k in ("question_en", "answer_en")]
+        search = "\n".join(p for p in [question, *phrasings, answer, *english] if p)
         return [Chunk(f"{doc.doc_id}#0", doc.doc_id, answer, search, {**base, "heading": "", "chunk": 0})]
 
     chunks: list[Chunk] = []
@@ -66,7 +67,8 @@ def chunk_document(doc: Document, max_chars: int = 320) -> list[Chunk]:
         heading = " > ".join(section.headings)
         for piece in pack_sentences(split_sentences(section.text), max_chars):
             n = len(chunks)
-            prefix = " ".join(p for p in (str(doc.meta.get("region") or ""), doc.title, heading) if p)
+            prefix = " ".join(p for p in (str(doc.meta.get("region") or ""), doc.title,
+                                          str(doc.meta.get("title_en") or ""), heading) if p)
             chunks.append(Chunk(f"{doc.doc_id}#{n}", doc.doc_id, piece, f"{prefix}\n{piece}",
                                 {**base, "heading": heading, "chunk": n}))
     return chunks

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Bump when chunking or the metadata layout changes: every document then counts as changed.
-PIPELINE_VERSION = "3"
+PIPELINE_VERSION = "4"
 
 
 @dataclass

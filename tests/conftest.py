@@ -76,3 +76,20 @@ def small_kb(tmp_path: Path) -> Path:
     target = tmp_path / "kb"
     shutil.copytree(PROJECT / "tests" / "data" / "kb", target)
     return target
+
+
+@pytest.fixture(scope="session")
+def kb_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """The shipped knowledge base, indexed once per test session with the default embedder."""
+    from ingest.refresh import refresh
+
+    cfg = make_config(tmp_path_factory.mktemp("kb"))
+    refresh(cfg, by="pytest")
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def answerer(kb_cfg: Config):  # type: ignore[no-untyped-def]
+    from bot.answering import Answerer
+
+    return Answerer(kb_cfg)
