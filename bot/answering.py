@@ -4,8 +4,11 @@ Order of decisions for one question:
 1. input that is empty, not text, or too long gets a clear reply (no retrieval);
 2. places: the question's own places, else the conversation's region. A place with no rules of
    its own is never answered with another place's rule as if it were the worker's;
-3. a curated FAQ entry wins when a phrasing is close enough (`retrieval.faq_min_similarity`);
-4. otherwise the best hybrid passage, if confident enough (`retrieval.min_dense`, `min_coverage`);
+3. hybrid retrieval ranks passages and curated FAQ entries together (BM25 + dense + FAQ phrasings,
+   fused; the worker's own place first);
+4. the top one is used if confident enough: a FAQ entry whose phrasing is close enough
+   (`retrieval.faq_min_similarity`), a passage close enough (`retrieval.min_dense`), and enough of
+   the question's words known to the knowledge base (`retrieval.min_coverage`);
 5. otherwise `no_answer` with the helpdesk offer. Thresholds are calibrated by `qiuxue eval`.
 A source marked `gap: true` (what we do not cover) always yields `no_answer`, with its explanation.
 """
@@ -20,7 +23,7 @@ from typing import Any
 from bot.config import Config
 from bot.i18n import t
 from bot.regions import NATIONAL, Gazetteer
-from bot.retrieval import FaqMatch, Hit, LiveKnowledge, Snapshot, match_faq, search
+from bot.retrieval import Hit, LiveKnowledge, Snapshot, search
 from bot.text import Tokenizer, detect_language
 from ingest.embedders import Embedder
 from ingest.index import StoredChunk
@@ -88,32 +91,32 @@ class Retrieval:
     places: Places | None = None
     tokens: list[str] = field(default_factory=list)
     hits: list[Hit] = field(default_factory=list)
-    faq: FaqMatch | None = None
     coverage: float = 0.0
     refusal: tuple[str, dict[str, object]] | None = None  # a reply that needs no retrieval
     mode: str = "hybrid"
 
     @property
     def signals(self) -> dict[str, float]:
-        return {"faq": self.faq.similarity if self.faq else 0.0,
-                "dense": self.hits[0].dense if self.hits else 0.0,
-                "bm25": self.hits[0].bm25 if self.hits else 0.0, "coverage": self.coverage}
+        top = self.hits[0] if self.hits else None
+        return {"faq": top.faq if top else 0.0, "dense": top.dense if top else 0.0,
+                "bm25": top.bm25 if top else 0.0, "coverage": self.coverage}
 
-    def ranked(self, th: Thresholds) -> list[str]:
-        """Document/FAQ ids in the order the bot would use them."""
-        first = [self.faq.chunk.doc_id] if self.faq and self.faq.similarity >= th.faq else []
-        return list(dict.fromkeys(first + [h.chunk.doc_id for h in self.hits]))
+    @property
+    def ranked(self) -> list[str]:
+        """Document/FAQ ids in the order retrieval ranked them."""
+        return list(dict.fromkeys(h.chunk.doc_id for h in self.hits))
 
 
 def decide(r: Retrieval, th: Thresholds) -> StoredChunk | None:
     """The chunk to answer from, or None when not confident enough."""
-    if r.coverage < th.coverage:
+    if r.coverage < th.coverage or not r.hits:
         return None
-    if r.faq and r.faq.similarity >= th.faq:
-        return r.faq.chunk
-    if r.hits and (r.mode == "bm25" or r.hits[0].dense >= th.dense):
-        return r.hits[0].chunk
-    return None
+    top = r.hits[0]
+    if r.mode == "bm25":
+        return top.chunk
+    if top.chunk.meta.get("kind") == "faq":
+        return top.chunk if top.faq >= th.faq else None
+    return top.chunk if top.dense >= th.dense else None
 
 
 def resolve_places(snap: Snapshot, gazetteer: Gazetteer, question: str, context_region: str | None) -> Places:
@@ -123,8 +126,8 @@ def resolve_places(snap: Snapshot, gazetteer: Gazetteer, question: str, context_
         named = [ctx] if ctx and ctx != NATIONAL else []
         if ctx == NATIONAL:
             return Places(NATIONAL, {NATIONAL}, [])
-    if not named:
-        return Places(None, None, [])
+    if not named:  # nobody said where: only national rules apply to everyone
+        return Places(None, {NATIONAL}, [])
     allowed: set[str] = {NATIONAL}
     covered_places, uncovered = [], []
     parent_fallback: tuple[str, str] | None = None
@@ -189,11 +192,13 @@ class Answerer:
                              refusal=("not_covered", {"place": "、".join(places.uncovered)}))
         tokens = self.tokenizer.tokens(text)
         qvec = snap.embedder.embed_queries([text])[0] if mode != "bm25" else None
-        hits = search(snap, tokens, qvec, places.allowed, int(self.cfg.retrieval.top_k), mode,
-                      int(self.cfg.retrieval.rrf_k))
-        faq = match_faq(snap, qvec, places.allowed) if qvec is not None else None
+        own = snap.covered.get(places.region, set()) if places.region else set()
+        rc = self.cfg.retrieval
+        weights = (float(rc.weights.bm25), float(rc.weights.dense), float(rc.weights.faq))
+        hits = search(snap, tokens, qvec, places.allowed, int(rc.top_k), mode, int(rc.rrf_k), own,
+                      float(rc.place_boost), weights)
         coverage = sum(tok in snap.vocabulary for tok in tokens) / len(tokens) if tokens else 0.0
-        return Retrieval(question, lang, snap, places, tokens, hits, faq, coverage, mode=mode)
+        return Retrieval(question, lang, snap, places, tokens, hits, coverage, mode=mode)
 
     def respond(self, r: Retrieval, th: Thresholds | None = None) -> Answer:
         """The answer for a retrieval under thresholds `th` (default: the configured ones)."""
@@ -203,7 +208,7 @@ class Answerer:
             key, values = r.refusal
             return Answer(r.question, t(key, r.lang, **values), NO_ANSWER, region, lang=r.lang)
         chosen = decide(r, th)
-        result = Answer(r.question, "", NO_ANSWER, region, lang=r.lang, ranked=r.ranked(th), signals=r.signals)
+        result = Answer(r.question, "", NO_ANSWER, region, lang=r.lang, ranked=r.ranked, signals=r.signals)
         if chosen is None or r.snap is None or r.places is None:
             result.answer = t("no_answer", r.lang)
             return result

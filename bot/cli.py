@@ -7,6 +7,7 @@ import logging
 import sys
 
 from bot.ask import add_commands as add_ask_commands
+from bot.check import add_commands as add_check_commands
 from bot.config import load_config
 from bot.evaluation import add_commands as add_eval_commands
 from ingest.cli import add_commands as add_ingest_commands
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ingest_commands(sub)
     add_ask_commands(sub)
     add_eval_commands(sub)
+    add_check_commands(sub)
     return parser
 
 

@@ -76,14 +76,20 @@ def _top_source(r: Retrieval, th: Thresholds) -> str | None:
 
 
 def score(outcomes: list[Outcome], th: Thresholds) -> dict[str, float]:
-    answerable = [o for o in outcomes if o.item.expect]
+    return score_pairs([(o, th) for o in outcomes])
+
+
+def score_pairs(pairs: list[tuple[Outcome, Thresholds]]) -> dict[str, float]:
+    """Metrics over outcomes, each judged under its own thresholds."""
+    outcomes = [o for o, _ in pairs]
+    answerable = [(o, th) for o, th in pairs if o.item.expect]
     ranks = []
-    for o in answerable:
-        ranked = o.retrieval.ranked(th)
+    for o, _ in answerable:
+        ranked = o.retrieval.ranked
         ranks.append(next((i + 1 for i, d in enumerate(ranked) if d in o.item.expect), 0))
     answered = correct = wrong = 0
     tp = pred_no = 0
-    for o in outcomes:
+    for o, th in pairs:
         source = _top_source(o.retrieval, th)
         if source is None:
             pred_no += 1
@@ -132,10 +138,7 @@ def cross_validated(outcomes: list[Outcome], base: Thresholds) -> dict[str, floa
     for k in (0, 1):
         th = calibrate(folds[1 - k], base)
         pooled.extend((o, th) for o in folds[k])
-    # score each outcome under its own fold's thresholds
-    parts = [score([o for o, t in pooled if t == th], th) for th in {t for _, t in pooled}]
-    total = sum(p["questions"] for p in parts)
-    return {key: sum(p[key] * p["questions"] for p in parts) / total for key in parts[0]} | {"questions": total}
+    return score_pairs(pooled)
 
 
 def _backend_config(cfg: Config, backend: str) -> Config:

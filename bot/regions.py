@@ -21,7 +21,7 @@ class Region:
     name: str
     kind: str  # province | municipality | city | county
     parent: str | None = None
-    aliases: tuple[str, ...] = field(default_factory=tuple)
+    aliases: tuple[str, ...] = field(default_factory=tuple)  # other names, and signals (粤工惠 → 广东)
 
 
 class Gazetteer:
@@ -42,7 +42,8 @@ class Gazetteer:
     def load(cls, dictionary_dir: Path) -> Gazetteer:
         raw = yaml.safe_load((dictionary_dir / "regions.yaml").read_text(encoding="utf-8")) or []
         return cls([Region(str(r["name"]), str(r.get("kind", "city")), r.get("parent"),
-                           tuple(str(a) for a in r.get("aliases") or [])) for r in raw])
+                           tuple(str(a) for a in [*(r.get("aliases") or []), *(r.get("signals") or [])]))
+                    for r in raw])
 
     def find(self, text: str) -> list[str]:
         """Canonical names of the places named in `text`, in order of appearance, without repeats."""

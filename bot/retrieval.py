@@ -2,7 +2,7 @@
 
 `LiveKnowledge` holds a loaded snapshot of the live version and swaps in a new one, without a
 restart, when `qiuxue ingest` or `qiuxue kb rollback` moves the live pointer. FAQ phrasings are
-matched separately (`match_faq`) so a curated answer wins when a worker's wording is close enough.
+ranked as a third list, so a curated answer wins when a worker's wording is close to one of them.
 """
 
 from __future__ import annotations
@@ -36,13 +36,7 @@ class Hit:
     score: float  # fused (RRF) score, higher is better
     dense: float = 0.0  # cosine similarity of the query to this chunk (0 if not in the dense list)
     bm25: float = 0.0  # raw BM25 score (0 if not in the BM25 list)
-
-
-@dataclass
-class FaqMatch:
-    chunk: StoredChunk
-    similarity: float
-    phrasing: str
+    faq: float = 0.0  # for a FAQ chunk: cosine similarity of its closest phrasing
 
 
 @dataclass
@@ -147,39 +141,51 @@ def dense_search(snap: Snapshot, query_vec: np.ndarray, allowed: set[str] | None
             if cid in index]
 
 
-def fuse(ranked_lists: Iterable[list[tuple[int, float]]], rrf_k: int) -> dict[int, float]:
-    """Reciprocal rank fusion of several ranked (index, score) lists."""
+def fuse(ranked_lists: Iterable[tuple[list[tuple[int, float]], float]], rrf_k: int) -> dict[int, float]:
+    """Weighted reciprocal rank fusion of several (ranked (index, score) list, weight) pairs."""
     fused: dict[int, float] = {}
-    for ranked in ranked_lists:
+    for ranked, weight in ranked_lists:
         for rank, (i, _) in enumerate(ranked):
-            fused[i] = fused.get(i, 0.0) + 1.0 / (rrf_k + rank + 1)
+            fused[i] = fused.get(i, 0.0) + weight / (rrf_k + rank + 1)
     return fused
 
 
-def search(snap: Snapshot, tokens: list[str], query_vec: np.ndarray | None, allowed: set[str] | None,
-           k: int, mode: str = "hybrid", rrf_k: int = 60) -> list[Hit]:
-    """Top-k chunks for a query in the given mode, restricted to `allowed` regions (None = all)."""
-    pool = max(k * 4, 20)
-    lexical = bm25_search(snap, tokens, allowed, pool) if mode in ("hybrid", "bm25") else []
-    dense = dense_search(snap, query_vec, allowed, pool) if mode in ("hybrid", "dense") and query_vec is not None else []
-    fused = fuse([lst for lst in (lexical, dense) if lst], rrf_k)
-    dense_of, bm25_of = dict(dense), dict(lexical)
-    order = sorted(fused, key=lambda i: -fused[i])[:k]
-    return [Hit(snap.chunks[i], fused[i], dense_of.get(i, 0.0), bm25_of.get(i, 0.0)) for i in order]
-
-
-def match_faq(snap: Snapshot, query_vec: np.ndarray, allowed: set[str] | None) -> FaqMatch | None:
-    """The FAQ entry whose question or phrasing is closest to the query, within allowed regions.
+def faq_search(snap: Snapshot, query_vec: np.ndarray, allowed: set[str] | None, k: int) -> list[tuple[int, float]]:
+    """FAQ chunks ranked by their closest question or phrasing, within allowed regions.
 
     With no place known (allowed is None) only national entries qualify: a curated answer for one
     place is never handed to a worker who has not said where they are.
     """
     if not snap.faq_rows:
-        return None
+        return []
     sims = snap.faq_vectors @ query_vec
     regions = allowed if allowed is not None else {NATIONAL}
-    ok = np.array([str(snap.chunks[i].meta.get("region", NATIONAL)) in regions for i, _ in snap.faq_rows])
-    sims = np.where(ok, sims, -1.0)
-    best = int(np.argmax(sims))
-    i, phrasing = snap.faq_rows[best]
-    return FaqMatch(snap.chunks[i], float(sims[best]), phrasing)
+    best: dict[int, float] = {}
+    for row, (i, _) in enumerate(snap.faq_rows):
+        if str(snap.chunks[i].meta.get("region", NATIONAL)) in regions and sims[row] > best.get(i, -1.0):
+            best[i] = float(sims[row])
+    return sorted(best.items(), key=lambda kv: -kv[1])[:k]
+
+
+def search(snap: Snapshot, tokens: list[str], query_vec: np.ndarray | None, allowed: set[str] | None,
+           k: int, mode: str = "hybrid", rrf_k: int = 60, boost_regions: set[str] | None = None,
+           boost: float = 0.0, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> list[Hit]:
+    """Top-k chunks for a query, restricted to `allowed` regions (None = all).
+
+    hybrid fuses BM25, dense passages and FAQ phrasings; dense uses the two vector lists; bm25 the
+    lexical one; `weights` scale the BM25, dense and FAQ lists. Chunks of `boost_regions` (the worker's own place) get their fused score × (1+boost).
+    """
+    pool = max(k * 4, 20)
+    use_vectors = mode in ("hybrid", "dense") and query_vec is not None
+    lexical = bm25_search(snap, tokens, allowed, pool) if mode in ("hybrid", "bm25") else []
+    dense = dense_search(snap, query_vec, allowed, pool) if use_vectors else []
+    faq = faq_search(snap, query_vec, allowed, pool) if use_vectors else []
+    fused = fuse(zip((lexical, dense, faq), weights, strict=True), rrf_k)
+    if boost_regions and boost:
+        for i in fused:
+            if str(snap.chunks[i].meta.get("region", "")) in boost_regions:
+                fused[i] *= 1.0 + boost
+    dense_of, bm25_of, faq_of = dict(dense), dict(lexical), dict(faq)
+    order = sorted(fused, key=lambda i: -fused[i])[:k]
+    return [Hit(snap.chunks[i], fused[i], dense_of.get(i, 0.0), bm25_of.get(i, 0.0), faq_of.get(i, 0.0))
+            for i in order]
