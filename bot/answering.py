@@ -7,8 +7,9 @@ Order of decisions for one question:
 3. hybrid retrieval ranks passages and curated FAQ entries together (BM25 + dense + FAQ phrasings,
    fused; the worker's own place first);
 4. the top one is used if confident enough: a FAQ entry whose phrasing is close enough
-   (`retrieval.faq_min_similarity`), a passage close enough (`retrieval.min_dense`), and enough of
-   the question's words known to the knowledge base (`retrieval.min_coverage`);
+   (`retrieval.faq_min_similarity`), a passage close enough (`retrieval.min_dense`), enough of
+   the question's words known to the knowledge base (`retrieval.min_coverage`), and a clear lead
+   over the best passage of another document (`retrieval.min_margin`) — close calls are refused;
 5. otherwise `no_answer` with the helpdesk offer. Thresholds are calibrated by `qiuxue eval`.
 A source marked `gap: true` (what we do not cover) always yields `no_answer`, with its explanation.
 """
@@ -64,11 +65,12 @@ class Thresholds:
     faq: float
     dense: float
     coverage: float
+    margin: float = 1.0
 
     @classmethod
     def from_config(cls, cfg: Config) -> Thresholds:
         r = cfg.retrieval
-        return cls(float(r.faq_min_similarity), float(r.min_dense), float(r.min_coverage))
+        return cls(float(r.faq_min_similarity), float(r.min_dense), float(r.min_coverage), float(r.min_margin))
 
 
 @dataclass
@@ -99,7 +101,16 @@ class Retrieval:
     def signals(self) -> dict[str, float]:
         top = self.hits[0] if self.hits else None
         return {"faq": top.faq if top else 0.0, "dense": top.dense if top else 0.0,
-                "bm25": top.bm25 if top else 0.0, "coverage": self.coverage}
+                "bm25": top.bm25 if top else 0.0, "coverage": self.coverage, "margin": self.margin}
+
+    @property
+    def margin(self) -> float:
+        """How far the top passage leads the best one from another document (fused score ratio)."""
+        if not self.hits:
+            return 0.0
+        top = self.hits[0]
+        runner = next((h for h in self.hits[1:] if h.chunk.doc_id != top.chunk.doc_id), None)
+        return top.score / runner.score if runner and runner.score > 0 else 10.0
 
     @property
     def ranked(self) -> list[str]:
@@ -109,7 +120,7 @@ class Retrieval:
 
 def decide(r: Retrieval, th: Thresholds) -> StoredChunk | None:
     """The chunk to answer from, or None when not confident enough."""
-    if r.coverage < th.coverage or not r.hits:
+    if r.coverage < th.coverage or not r.hits or r.margin < th.margin:
         return None
     top = r.hits[0]
     if r.mode == "bm25":

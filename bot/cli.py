@@ -7,6 +7,7 @@ import logging
 import sys
 
 from bot.ask import add_commands as add_ask_commands
+from bot.channels.terminal import add_commands as add_chat_commands
 from bot.check import add_commands as add_check_commands
 from bot.config import load_config
 from bot.evaluation import add_commands as add_eval_commands
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ask_commands(sub)
     add_eval_commands(sub)
     add_check_commands(sub)
+    add_chat_commands(sub)
     return parser
 
 

@@ -26,9 +26,10 @@ from ingest.refresh import refresh
 
 DEFAULT_SET = Path("tests/eval/questions.yaml")
 GRID = {
-    "faq": [round(x, 2) for x in np.arange(0.80, 0.96, 0.01)],
-    "dense": [round(x, 2) for x in np.arange(0.70, 0.93, 0.01)],
-    "coverage": [0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
+    "faq": [round(x, 2) for x in np.arange(0.80, 0.97, 0.02)],
+    "dense": [round(x, 2) for x in np.arange(0.70, 0.93, 0.02)],
+    "coverage": [0.0, 0.2, 0.4, 0.5, 0.6, 0.7],
+    "margin": [1.0, 1.05, 1.1, 1.15, 1.2, 1.3],
 }
 MAX_WRONG, MIN_NO_ANSWER_RECALL = 0.03, 0.90
 
@@ -120,8 +121,9 @@ def score_pairs(pairs: list[tuple[Outcome, Thresholds]]) -> dict[str, float]:
 def calibrate(outcomes: list[Outcome], base: Thresholds) -> Thresholds:
     """Thresholds that answer the most questions correctly within the wrong-answer and recall limits."""
     best, best_key = base, (-1.0, 0.0)
-    for faq, dense, cov in itertools.product(GRID["faq"], GRID["dense"], GRID["coverage"]):
-        th = Thresholds(faq, dense, cov)
+    for faq, dense, cov, margin in itertools.product(GRID["faq"], GRID["dense"], GRID["coverage"],
+                                                     GRID["margin"]):
+        th = Thresholds(faq, dense, cov, margin)
         m = score(outcomes, th)
         if m["wrong_rate"] > MAX_WRONG or m["no_answer_recall"] < MIN_NO_ANSWER_RECALL:
             continue
@@ -181,7 +183,7 @@ def _has_index(cfg: Config) -> bool:
     return live_version(open_database(cfg)) is not None
 
 
-COLUMNS = ("hit@1", "hit@3", "mrr", "answer_precision", "wrong_rate", "no_answer_precision",
+COLUMNS = ("hit@1", "hit@3", "mrr", "answered", "answer_precision", "wrong_rate", "no_answer_precision",
            "no_answer_recall", "p50_ms", "p95_ms")
 
 
@@ -193,7 +195,8 @@ def format_table(result: dict) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     th = result["thresholds"]
     lines.append(f"\nthresholds ({'calibrated on this set' if result['calibrated'] else 'from config.yaml'}): "
-                 f"faq_min_similarity={th['faq']}, min_dense={th['dense']}, min_coverage={th['coverage']}")
+                 f"faq_min_similarity={th['faq']}, min_dense={th['dense']}, min_coverage={th['coverage']}, "
+                 f"min_margin={th['margin']}")
     return "\n".join(lines)
 
 

@@ -61,7 +61,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 
 def make_config(tmp_path: Path, **overrides: str) -> Config:
     """The project's config.yaml with data_dir in tmp_path and any QIUXUE__ overrides."""
-    env = {"QIUXUE__DATA_DIR": str(tmp_path / "data"), **overrides}
+    env = {"QIUXUE__DATA_DIR": str(tmp_path / "data"),
+           "QIUXUE__CHAT__RATE_LIMIT_MESSAGES": "1000",  # tests type fast; the flood test sets its own
+           **overrides}
     return load_config(DEFAULT_CONFIG, environ=env)
 
 
@@ -93,3 +95,50 @@ def answerer(kb_cfg: Config):  # type: ignore[no-untyped-def]
     from bot.answering import Answerer
 
     return Answerer(kb_cfg)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A fresh PostgreSQL database on 127.0.0.1 for this test session (dropped afterwards)."""
+    import uuid
+
+    import psycopg
+
+    name = f"qiuxue_test_{uuid.uuid4().hex[:8]}"
+    admin = "host=127.0.0.1 port=5432 dbname=test user=postgres"
+    try:
+        conn = psycopg.connect(admin, autocommit=True)
+    except psycopg.OperationalError:
+        conn = psycopg.connect(admin.replace("user=postgres", "user=root"), autocommit=True)
+    user = conn.info.user
+    with conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}"
+    with psycopg.connect(admin.replace("user=postgres", f"user={user}"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_kb_cfg(kb_cfg: Config, pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """The shipped KB with everything SQL (index versions, conversations) in PostgreSQL."""
+    from ingest.refresh import refresh
+
+    cfg = make_config(tmp_path_factory.mktemp("pg"), QIUXUE__DATA_DIR=str(kb_cfg.data_path),
+                      QIUXUE__DATABASE__URL=pg_url)
+    refresh(cfg, by="pytest")
+    return cfg
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_cfg(request: pytest.FixtureRequest) -> Config:
+    """The indexed shipped KB, with state in SQLite (the default) or in PostgreSQL.
+
+    Both are shared by the session's tests: use `unique_user()` for conversation ids.
+    """
+    return request.getfixturevalue("kb_cfg" if request.param == "sqlite" else "pg_kb_cfg")
+
+
+def unique_user(prefix: str = "w") -> str:
+    import uuid
+
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"

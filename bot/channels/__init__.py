@@ -1,0 +1,1 @@
+"""Thin channel adapters around the dialogue core (terminal, Telegram)."""

@@ -1,0 +1,1 @@
+"""Channel-independent dialogue core: messages in, replies out, state in the database."""

@@ -1,0 +1,203 @@
+"""The dialogue core: `Dialogue.handle(Incoming) -> list[Outgoing]`, the same for every channel.
+
+Routing, in order: unreadable input → a clear reply; a button → its action; a /command or a
+known intent ("转人工", "我能不能申请") → that; an answer while a flow is asking → the flow;
+anything else → a grounded answer with 👍/👎. Each message is one database transaction on the
+worker's conversation row (see `store.py`), retried if another process raced it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from bot.answering import ANSWER, Answerer
+from bot.config import Config
+from bot.core.flows import APPLY, CHECK, EligibilityFlow, GuideFlow, menu
+from bot.core.messages import BUTTON, UNSUPPORTED, Button, Incoming, Outgoing
+from bot.core.ratelimit import RateLimiter
+from bot.core.store import RETRYABLE, Conversation, ConversationStore, Feedback, TranscriptLine
+from bot.db import open_database
+from bot.eligibility import Rules
+from bot.guides import load_guides
+from bot.i18n import t
+from bot.regions import Gazetteer
+from bot.text import detect_language
+
+log = logging.getLogger(__name__)
+HUMAN_WORDS = ("转人工", "人工客服", "人工服务", "找人工", "真人")
+CHECK_WORDS = ("我能不能申请", "我能申请吗", "我可以申请吗", "能不能申请", "我符合条件吗", "符合条件吗", "我能领吗",
+               "am i eligible", "do i qualify", "can i apply")
+COMMAND = re.compile(r"^/([a-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass
+class Turn:
+    """What one message did: the replies, and events for the channel (e.g. a hand-off request)."""
+
+    replies: list[Outgoing]
+    handoff: str | None = None  # the reason, when the worker asked for a person
+
+
+class Dialogue:
+    def __init__(self, cfg: Config, answerer: Answerer | None = None) -> None:
+        self.cfg = cfg
+        self.answerer = answerer or Answerer(cfg)
+        self.store = ConversationStore(open_database(cfg))
+        self.gazetteer: Gazetteer = self.answerer.gazetteer
+        self.rules = Rules(cfg.path(cfg.knowledge.rules_dir), self.gazetteer)
+        self.check = EligibilityFlow(self.rules)
+        snap = self.answerer.knowledge.current()
+        titles = {k: str(v.get("title", k)) for k, v in (snap.titles.items() if snap else [])}
+        self.guide = GuideFlow(load_guides(cfg.path(cfg.knowledge.guides_dir)), titles)
+        self.limiter = RateLimiter(int(cfg.chat.rate_limit_messages), float(cfg.chat.rate_limit_seconds))
+
+    # -- entry point --------------------------------------------------------------------------
+    def handle(self, msg: Incoming) -> list[Outgoing]:
+        return self.turn(msg).replies
+
+    def turn(self, msg: Incoming) -> Turn:
+        if msg.text.strip().lower() in ("/reset", "/forget"):
+            lang = self.store.forget(msg.channel, msg.user_id) or "zh"
+            return Turn([Outgoing(t("reset_done", lang))])
+        limited = not self.limiter.allow(f"{msg.channel}:{msg.user_id}")
+        for attempt in range(5):
+            try:
+                with self.store.locked(msg.channel, msg.user_id) as (session, conv):
+                    if msg.display_name:
+                        conv.display_name = msg.display_name
+                    incoming = ConversationStore.log(session, conv, "in", msg.button or msg.text or f"[{msg.media}]",
+                                                     kind=msg.kind, rate_limited=limited)
+                    turn = Turn([Outgoing(t("rate_limited", conv.lang))]) if limited else self._route(conv, msg, session)
+                    for reply in turn.replies:
+                        line = ConversationStore.log(session, conv, "out", reply.text, reply_to=incoming.id,
+                                                     **reply.meta)
+                        reply.buttons = [[Button(b.label, b.data.replace("{line}", str(line.id))) for b in row]
+                                         for row in reply.buttons]
+                    return turn
+            except RETRYABLE:
+                log.info("conversation %s/%s changed underneath us; retry %d", msg.channel, msg.user_id, attempt)
+        raise RuntimeError("conversation kept changing; giving up on this message")
+
+    # -- routing ------------------------------------------------------------------------------
+    def _route(self, conv: Conversation, msg: Incoming, session) -> Turn:  # type: ignore[no-untyped-def]
+        if msg.kind == UNSUPPORTED:
+            media = t(f"media_{msg.media}" if msg.media in ("sticker", "photo", "voice", "file", "video")
+                      else "media_other", conv.lang)
+            return Turn([Outgoing(t("unsupported", conv.lang, media=media))])
+        if msg.kind == BUTTON and msg.button:
+            return self._button(conv, msg.button, session)
+        text = msg.text.strip()
+        if text and re.search(r"[A-Za-z\u3400-\u9fff]", text) and not text.startswith("/") and conv.flow is None:
+            conv.lang = detect_language(text)
+        command = COMMAND.match(text)
+        if command:
+            return self._command(conv, command.group(1).lower(), session)
+        lowered = text.lower()
+        if any(w in text for w in HUMAN_WORDS) or lowered in ("人工", "human", "agent"):
+            return self._human(conv, "worker asked")
+        if len(text) <= 30 and any(w in lowered for w in CHECK_WORDS):
+            return Turn(self.check.start(conv))
+        if conv.flow in (CHECK, APPLY) and conv.flow_state.get("asking"):
+            return Turn(self._flow_answer(conv, text))
+        return self._answer(conv, text, session)
+
+    def _flow_answer(self, conv: Conversation, value: str) -> list[Outgoing]:
+        if conv.flow_state.get("only") == "region":  # /region: set the place, nothing more
+            place = self.gazetteer.canonical(value.strip()) or self.gazetteer.most_specific(self.gazetteer.find(value))
+            if place is None:
+                return [Outgoing(t("region_unknown", conv.lang, text=value.strip()[:20]),
+                                 self._ask_region(conv).buttons)]
+            conv.flow, conv.flow_state, conv.region = None, {}, place
+            return [Outgoing(t("region_set", conv.lang, region=place), menu(conv.lang))]
+        if conv.flow == APPLY:  # the guide needed the region first
+            replies = self.check.answer(conv, value)
+            if conv.region:
+                return self.guide.start(conv, self._ask_region(conv))
+            return replies
+        return self.check.answer(conv, value)
+
+    def _command(self, conv: Conversation, name: str, session) -> Turn:  # type: ignore[no-untyped-def]
+        lang = conv.lang
+        if name == "start":
+            conv.flow, conv.flow_state = None, {}
+            return Turn([Outgoing(t("welcome", lang), [
+                [Button(t("btn_consent_yes", lang), "consent:1"), Button(t("btn_consent_no", lang), "consent:0")],
+                [Button(t("btn_lang_zh", lang), "lang:zh"), Button(t("btn_lang_en", lang), "lang:en")]])])
+        if name == "help":
+            return Turn([Outgoing(t("help", lang), menu(lang))])
+        if name == "check":
+            return Turn(self.check.start(conv))
+        if name == "apply":
+            return Turn(self.guide.start(conv, self._ask_region(conv)))
+        if name == "region":
+            conv.flow, conv.flow_state = CHECK, {"asking": "region", "only": "region"}
+            return Turn([self._ask_region(conv)])
+        if name == "lang":
+            return Turn([Outgoing(t("lang_ask", lang), [[Button(t("btn_lang_zh", lang), "lang:zh"),
+                                                           Button(t("btn_lang_en", lang), "lang:en")]])])
+        if name in ("cancel", "stop"):
+            conv.flow, conv.flow_state = None, {}
+            return Turn([Outgoing(t("cancelled", lang))])
+        if name in ("human", "agent"):
+            return self._human(conv, "worker asked")
+        return Turn([Outgoing(t("help", lang), menu(lang))])
+
+    def _ask_region(self, conv: Conversation) -> Outgoing:
+        return self.check.question(self.rules.fields["region"], conv.lang)
+
+    def _human(self, conv: Conversation, reason: str) -> Turn:
+        return Turn([Outgoing(t("human_unavailable", conv.lang))], handoff=reason)
+
+    def _button(self, conv: Conversation, data: str, session) -> Turn:  # type: ignore[no-untyped-def]
+        kind, _, rest = data.partition(":")
+        lang = conv.lang
+        if kind == "menu":
+            return self._command(conv, {"check": "check", "apply": "apply", "human": "human"}.get(rest, "help"), session)
+        if kind == "consent":
+            conv.consent = rest == "1"
+            if not conv.consent:
+                conv.facts, conv.region = {}, None
+            return Turn([Outgoing(t("consent_yes" if conv.consent else "consent_no", lang), menu(lang))])
+        if kind == "lang" and rest in ("zh", "en"):
+            conv.lang = rest
+            return Turn([Outgoing(t("lang_set", rest), menu(rest))])
+        if kind == "f":
+            name, _, index = rest.partition(":")
+            f = self.rules.fields.get(name)
+            if f is None or conv.flow not in (CHECK, APPLY) or conv.flow_state.get("asking") != name:
+                return Turn([Outgoing(t("stale_button", lang))])
+            value = ("1" if index == "1" else "0") if f.type == "bool" else f.buttons[int(index)]
+            return Turn(self._flow_answer(conv, value))
+        if kind == "apply":
+            if conv.flow != APPLY:
+                return Turn(self.guide.start(conv, self._ask_region(conv)))
+            return Turn(self.guide.press(conv, rest))
+        if kind == "fb":
+            return self._feedback(conv, rest, session)
+        return Turn([Outgoing(t("stale_button", lang))])
+
+    def _feedback(self, conv: Conversation, rest: str, session) -> Turn:  # type: ignore[no-untyped-def]
+        line_id, _, vote = rest.partition(":")
+        answer = session.get(TranscriptLine, int(line_id)) if line_id.isdigit() else None
+        if answer is None or answer.conversation_id != conv.id:
+            return Turn([Outgoing(t("stale_button", conv.lang))])
+        question = session.get(TranscriptLine, int(answer.meta.get("reply_to", 0)))
+        up = vote == "1"
+        session.add(Feedback(conversation_id=conv.id, answer_line_id=answer.id, answer=answer.text,
+                             question=question.text if question else "", region=conv.region, vote=1 if up else -1))
+        conv.dislikes_in_a_row = 0 if up else conv.dislikes_in_a_row + 1
+        return Turn([Outgoing(t("feedback_thanks" if up else "feedback_sorry", conv.lang),
+                              [] if up else menu(conv.lang)[1:])])
+
+    def _answer(self, conv: Conversation, text: str, session) -> Turn:  # type: ignore[no-untyped-def]
+        named = self.gazetteer.most_specific(self.gazetteer.find(text))
+        if named and conv.consent is not False and named in self.rules.by_place:
+            conv.region = named  # the conversation now is about this place
+        answer = self.answerer.ask(text, conv.region)
+        lang = answer.lang
+        feedback = [Button(t("btn_like", lang), "fb:{line}:1"), Button(t("btn_dislike", lang), "fb:{line}:-1")]
+        buttons = [feedback] if answer.action == ANSWER else [feedback, [Button(t("btn_human", lang), "menu:human")]]
+        meta = {"action": answer.action, "sources": [s.id for s in answer.sources], "region": answer.region}
+        return Turn([Outgoing(answer.answer, buttons, meta=meta)])

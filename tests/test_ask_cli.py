@@ -1,0 +1,43 @@
+"""`qiuxue ask` contract: one question, or JSON lines on stdin with models loaded once."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from bot.cli import main as qiuxue
+
+KEYS = {"question", "answer", "action", "region", "sources", "latency_ms"}
+
+
+@pytest.fixture
+def kb_env(kb_cfg, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("QIUXUE__DATA_DIR", str(kb_cfg.data_path))
+
+
+def test_one_question_as_json(kb_env, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert qiuxue(["ask", "--json", "--region", "广东", "能补多少钱"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == KEYS and out["action"] == "answer" and out["region"] == "广东"
+    assert out["sources"] and set(out["sources"][0]) == {"id", "title", "region", "ref"}
+
+
+def test_json_lines_stream_survives_bad_input(kb_env, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    lines = [{"question": "辞职了还能领吗", "region": None}, {"question": "北京能补多少", "region": None},
+             {"question": "x" * 10_000, "region": "广东"}, {"question": "", "region": None},
+             {"question": "🎉🎉", "region": None}]
+    stdin = "\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\nnot json\n[1,2]\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    assert qiuxue(["ask", "--json", "-"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 7
+    answers, errors = rows[:5], rows[5:]
+    assert all(set(r) == KEYS for r in answers)
+    assert all(r["action"] in ("answer", "no_answer") for r in answers)
+    assert all(r["sources"] for r in answers if r["action"] == "answer")
+    assert [r["action"] for r in answers[1:]] == ["no_answer"] * 4
+    assert "10000" in answers[2]["answer"]  # the long paste is told why, in its own language
+    assert all(any(w in r["answer"] for w in ("转人工", "请", "human", "Please")) for r in answers[1:])
+    assert all("error" in e for e in errors)
