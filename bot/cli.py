@@ -7,6 +7,7 @@ import logging
 import sys
 
 from bot.ask import add_commands as add_ask_commands
+from bot.channels.telegram import add_commands as add_serve_commands
 from bot.channels.terminal import add_commands as add_chat_commands
 from bot.check import add_commands as add_check_commands
 from bot.config import load_config
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_commands(sub)
     add_check_commands(sub)
     add_chat_commands(sub)
+    add_serve_commands(sub)
     return parser
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from bot.answering import ANSWER, Answerer
 from bot.config import Config
 from bot.core.flows import APPLY, CHECK, EligibilityFlow, GuideFlow, menu
-from bot.core.messages import BUTTON, UNSUPPORTED, Button, Incoming, Outgoing
+from bot.core.messages import BUTTON, EDITED, UNSUPPORTED, Button, Incoming, Outgoing
 from bot.core.ratelimit import RateLimiter
 from bot.core.store import RETRYABLE, Conversation, ConversationStore, Feedback, TranscriptLine
 from bot.db import open_database
@@ -86,6 +86,8 @@ class Dialogue:
             media = t(f"media_{msg.media}" if msg.media in ("sticker", "photo", "voice", "file", "video")
                       else "media_other", conv.lang)
             return Turn([Outgoing(t("unsupported", conv.lang, media=media))])
+        if msg.kind == EDITED:
+            return Turn([Outgoing(t("edited_ignored", conv.lang))])
         if msg.kind == BUTTON and msg.button:
             return self._button(conv, msg.button, session)
         text = msg.text.strip()

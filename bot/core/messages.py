@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-TEXT, BUTTON, UNSUPPORTED = "text", "button", "unsupported"
+TEXT, BUTTON, UNSUPPORTED, EDITED = "text", "button", "unsupported", "edited"
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Incoming:
     user_id: str
     text: str = ""
     button: str | None = None  # Button.data when a button was pressed
-    kind: str = TEXT  # text | button | unsupported (sticker, photo, voice, file …)
+    kind: str = TEXT  # text | button | edited | unsupported (sticker, photo, voice, file …)
     media: str = ""  # for unsupported: what it was ("sticker", "voice" …)
     display_name: str = ""
 

@@ -1,0 +1,173 @@
+"""The real python-telegram-bot Application over HTTP against the fake Bot API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from bot.channels.telegram import TelegramChannel, split_message
+from bot.config import Config
+from bot.core.dialogue import Dialogue
+from tests.conftest import make_config
+from tests.fakes.telegram_server import FakeBotApi
+
+TOKEN = "123456789:AAFakeTokenForTests_0123456789abcdef"
+ADMIN = 1001
+
+
+def plain(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, no_network: list[object]):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    with FakeBotApi() as server:
+        yield server
+    assert no_network == []  # nothing but 127.0.0.1 was contacted
+
+
+@pytest.fixture
+def tg_cfg(kb_cfg: Config, fake: FakeBotApi, tmp_path) -> Config:  # type: ignore[no-untyped-def]
+    return make_config(tmp_path, QIUXUE__DATA_DIR=str(kb_cfg.data_path),
+                       QIUXUE__TELEGRAM__BASE_URL=f"{fake.base_url}/bot", QIUXUE__TELEGRAM__ADMINS=f"[{ADMIN}]")
+
+
+@asynccontextmanager
+async def running_bot(cfg: Config) -> AsyncIterator[TelegramChannel]:
+    channel = TelegramChannel(cfg, Dialogue(cfg), TOKEN)
+    app = channel.build()
+    async with app:
+        await app.start()
+        await app.updater.start_polling(poll_interval=0, timeout=1)
+        try:
+            yield channel
+        finally:
+            await app.updater.stop()
+            await app.stop()
+
+
+class Worker:
+    """A worker's phone: sends, presses buttons, waits for the bot's replies."""
+
+    def __init__(self, fake: FakeBotApi, user_id: int) -> None:
+        self.fake, self.user = fake, user_id
+
+    async def say(self, text: str, expect: str) -> dict:
+        mark = len(self.fake.sent())
+        self.fake.send_text(self.user, text)
+        return await self.fake.wait_for_async(lambda r: expect in plain(r["text"]), after=mark)
+
+    async def press(self, label: str, expect: str) -> dict:
+        for record in reversed(self.fake.sent(self.user)):
+            for text, data in FakeBotApi.buttons(record):
+                if label in text and data:
+                    mark = len(self.fake.sent())
+                    self.fake.press_button(self.user, record["message_id"], data)
+                    return await self.fake.wait_for_async(lambda r: expect in plain(r["text"]), after=mark)
+        raise AssertionError(f"no button {label!r}")
+
+
+def test_a_question_is_answered_with_its_source(tg_cfg, fake) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> None:
+        async with running_bot(tg_cfg):
+            reply = await Worker(fake, 501).say("广东能补多少钱", "来源")
+            assert "1,000" in plain(reply["text"]) and reply["parse_mode"] == "MarkdownV2"
+            assert any("👍" in label for label, _ in FakeBotApi.buttons(reply))
+
+    asyncio.run(scenario())
+
+
+def test_a_complete_eligibility_check_by_button_presses(tg_cfg, fake) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> None:
+        async with running_bot(tg_cfg):
+            w = Worker(fake, 502)
+            await w.say("/start", "求学圆梦助手")
+            await w.press("同意", "谢谢")
+            await w.say("/check", "哪个省")
+            await w.press("广东", "工会会员")
+            await w.press("是", "实名认证")
+            await w.press("是", "劳动合同")
+            await w.say("24", "一线职工")
+            await w.press("是", "哪种方式")
+            await w.press("自考", "领过")
+            verdict = await w.press("否", "结果")
+            text = plain(verdict["text"])
+            assert "符合申请条件" in text and "[GD1]" in text and "1,000" in text and "抽签" in text
+            assert fake.calls_to("answerCallbackQuery")  # every press was acknowledged
+
+    asyncio.run(scenario())
+
+
+def test_the_application_guide_resumes_after_a_restart(tg_cfg, fake) -> None:  # type: ignore[no-untyped-def]
+    async def first() -> None:
+        async with running_bot(tg_cfg):
+            w = Worker(fake, 503)
+            await w.say("/apply", "哪个省")
+            await w.press("浙江", "1/7")
+            await w.press("下一步", "2/7")
+
+    async def second() -> None:
+        async with running_bot(tg_cfg):  # a new process: nothing in memory
+            w = Worker(fake, 503)
+            await w.say("/apply", "2/7")
+            assert "接着你上次的进度" in plain(fake.sent(503)[-2]["text"])
+            await w.press("下一步", "3/7")
+
+    asyncio.run(first())
+    asyncio.run(second())
+
+
+def test_bad_input_gets_clear_answers(tg_cfg, fake) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> None:
+        async with running_bot(tg_cfg):
+            user = 504
+            for send, expect in ((fake.send_sticker, "贴纸"), (fake.send_photo, "图片"), (fake.send_voice, "语音"),
+                                 (fake.send_document, "文件")):
+                mark = len(fake.sent())
+                send(user)
+                await fake.wait_for_async(lambda r, e=expect: e in plain(r["text"]), after=mark)
+            first = await Worker(fake, user).say("广东能补多少钱", "来源")
+            mark = len(fake.sent())
+            fake.edit_text(user, first["message_id"] - 1, "改了")
+            await fake.wait_for_async(lambda r: "修改" in plain(r["text"]), after=mark)
+            await Worker(fake, user).say("补" * 10_000, "10000 个字")
+
+    asyncio.run(scenario())
+
+
+def test_telegram_429_is_waited_out_and_the_reply_still_arrives(tg_cfg, fake) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> None:
+        async with running_bot(tg_cfg):
+            fake.fail_next("sendMessage", error_code=429, retry_after=1)
+            reply = await Worker(fake, 505).say("厦门能补多少", "来源")
+            assert "3,000" in plain(reply["text"]) or "3000" in plain(reply["text"])
+            attempts = [p for m, p in fake.calls if m == "sendMessage" and str(p.get("chat_id")) == "505"]
+            assert len(attempts) == 2  # the 429, then the retry
+
+    asyncio.run(scenario())
+
+
+def test_admin_commands_are_for_admins_only(tg_cfg, fake, caplog) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> None:
+        async with running_bot(tg_cfg):
+            await Worker(fake, 506).say("/kb_status", "管理员")
+            status = await Worker(fake, ADMIN).say("/kb_status", "live:")
+            assert "complete" in plain(status["text"])
+
+    with caplog.at_level("WARNING"):
+        asyncio.run(scenario())
+    assert any("non-admin" in r.getMessage() and "506" in r.getMessage() for r in caplog.records)
+
+
+def test_long_replies_are_split_and_escaped() -> None:
+    text = "第一行 *粗体* (括号) [链接] 1.5元!\n" + ("补贴标准说明。" * 400 + "\n") * 3
+    parts = split_message(text)
+    assert len(parts) >= 3 and all(len(p) <= 4096 for p in parts)
+    assert parts[0].startswith(r"第一行 \*粗体\* \(括号\) \[链接\] 1\.5元\!")
+    assert plain("".join(parts)).replace("\n", "") == text.replace("\n", "")
