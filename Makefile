@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# Builds the index on first run, then talks: Telegram if TELEGRAM_BOT_TOKEN is set, else this terminal.
 run: install
 	$(BIN)/qiuxue ingest --if-missing
+	@if [ -n "$$TELEGRAM_BOT_TOKEN" ]; then $(BIN)/qiuxue serve --telegram; else $(BIN)/qiuxue chat; fi
 
 lint: install
 	$(BIN)/ruff check bot ingest tests bench
@@ -24,8 +26,12 @@ lint: install
 test: install lint
 	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m pytest
 
+eval: install
+	$(BIN)/qiuxue eval --calibrate
+
 bench: install
 	$(BIN)/python bench/ingest_bench.py
+	$(BIN)/python bench/telegram_bench.py
 
 clean:
 	rm -rf data .pytest_cache

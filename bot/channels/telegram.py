@@ -103,7 +103,7 @@ class TelegramChannel:
         base = str(self.cfg.telegram.base_url).rstrip("/")
         app = (Application.builder().token(self.token).base_url(base)
                .base_file_url(base.replace("/bot", "/file/bot") if base.endswith("/bot") else base + "/file")
-               .concurrent_updates(True).build())
+               .concurrent_updates(True).connection_pool_size(64).pool_timeout(10.0).build())
         private = filters.ChatType.PRIVATE
         app.add_handler(CommandHandler(["kb_status", "kb_refresh"], self.on_admin, filters=private))
         app.add_handler(CallbackQueryHandler(self.on_button))
