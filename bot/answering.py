@@ -221,7 +221,8 @@ class Answerer:
         chosen = decide(r, th)
         result = Answer(r.question, "", NO_ANSWER, region, lang=r.lang, ranked=r.ranked, signals=r.signals)
         if chosen is None or r.snap is None or r.places is None:
-            result.answer = t("no_answer", r.lang)
+            uncovered_city = r.places is not None and r.places.fallback_parent
+            result.answer = t("not_covered", r.lang, place=region) if uncovered_city else t("no_answer", r.lang)
             return result
         body = self._compose(r.snap, chosen, r.tokens, r.lang)
         result.sources = [self._source(r.snap, chosen)]

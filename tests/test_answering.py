@@ -31,7 +31,7 @@ def test_an_uncovered_place_is_refused_with_the_helpdesk(answerer: Answerer, que
 def test_a_city_without_rules_is_not_given_its_province_rule_as_its_own(answerer: Answerer) -> None:
     a = answerer.ask("深圳能补多少钱")
     assert a.action == NO_ANSWER and a.region == "深圳"
-    assert "深圳" in a.answer and "广东" in a.answer and "转人工" in a.answer
+    assert "深圳" in a.answer and "转人工" in a.answer
     assert all(s.region in ("广东", "全国") for s in a.sources)
 
 
@@ -95,4 +95,4 @@ def test_without_a_place_a_regional_faq_is_not_handed_out(tmp_path: Path, small_
     cfg = make_config(tmp_path, QIUXUE__KNOWLEDGE__DICTIONARY_DIR=str(TEST_DICTIONARY))
     refresh(cfg, [str(small_kb)])
     r = Answerer(cfg).retrieve("补多少钱")
-    assert r.faq is None or r.faq.chunk.meta["region"] == "全国"
+    assert r.hits and all(h.chunk.meta["region"] == "全国" for h in r.hits)

@@ -107,34 +107,24 @@ class TelegramChannel:
         private = filters.ChatType.PRIVATE
         app.add_handler(CommandHandler(["kb_status", "kb_refresh"], self.on_admin, filters=private))
         app.add_handler(CallbackQueryHandler(self.on_button))
-        app.add_handler(MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, self.on_edited))
-        app.add_handler(MessageHandler(private & filters.TEXT, self.on_text))
-        app.add_handler(MessageHandler(private & ~filters.TEXT & filters.UpdateType.MESSAGE, self.on_media))
+        app.add_handler(MessageHandler(private & filters.UpdateType.MESSAGES, self.on_message))
         app.add_error_handler(self.on_error)
         return app
 
     # -- incoming ---------------------------------------------------------------------------------
-    async def on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        msg = update.effective_message
-        user = update.effective_user
-        if msg is None or user is None:
-            return
-        await self._handle(Incoming(CHANNEL, str(user.id), msg.text or "", kind=TEXT,
-                                    display_name=user.full_name), msg.chat_id, context)
-
-    async def on_media(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Text, media and edits from a worker's private chat, mapped to one Incoming."""
         msg, user = update.effective_message, update.effective_user
         if msg is None or user is None:
             return
-        media = next((name for attr, name in MEDIA if getattr(msg, attr, None)), "other")
-        await self._handle(Incoming(CHANNEL, str(user.id), msg.caption or "", kind=UNSUPPORTED, media=media,
-                                    display_name=user.full_name), msg.chat_id, context)
-
-    async def on_edited(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        msg, user = update.edited_message, update.effective_user
-        if msg is None or user is None:
-            return
-        await self._handle(Incoming(CHANNEL, str(user.id), msg.text or "", kind=EDITED,
+        if update.edited_message is not None:
+            kind, text, media = EDITED, msg.text or "", ""
+        elif msg.text is not None:
+            kind, text, media = TEXT, msg.text, ""
+        else:
+            kind, text = UNSUPPORTED, msg.caption or ""
+            media = next((name for attr, name in MEDIA if getattr(msg, attr, None)), "other")
+        await self._handle(Incoming(CHANNEL, str(user.id), text, kind=kind, media=media,
                                     display_name=user.full_name), msg.chat_id, context)
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
