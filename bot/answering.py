@@ -52,6 +52,7 @@ class Answer:
     latency_ms: float = 0.0
     lang: str = "zh"
     ranked: list[str] = field(default_factory=list)  # doc/FAQ ids in retrieval order (for eval)
+    not_covered: bool = False  # the knowledge base has no rules for the worker's place or topic
     signals: dict[str, float] = field(default_factory=dict)  # what the decision was based on
 
     def as_json(self) -> dict[str, Any]:
@@ -217,20 +218,22 @@ class Answerer:
         region = r.places.region if r.places else None
         if r.refusal is not None:
             key, values = r.refusal
-            return Answer(r.question, t(key, r.lang, **values), NO_ANSWER, region, lang=r.lang)
+            return Answer(r.question, t(key, r.lang, **values), NO_ANSWER, region, lang=r.lang,
+                          not_covered=key == "not_covered")
         chosen = decide(r, th)
         result = Answer(r.question, "", NO_ANSWER, region, lang=r.lang, ranked=r.ranked, signals=r.signals)
         if chosen is None or r.snap is None or r.places is None:
-            uncovered_city = r.places is not None and r.places.fallback_parent
-            result.answer = t("not_covered", r.lang, place=region) if uncovered_city else t("no_answer", r.lang)
+            result.not_covered = bool(r.places is not None and r.places.fallback_parent)
+            result.answer = t("not_covered", r.lang, place=region) if result.not_covered else t("no_answer", r.lang)
             return result
         body = self._compose(r.snap, chosen, r.tokens, r.lang)
         result.sources = [self._source(r.snap, chosen)]
         if r.places.fallback_parent:
             intro = t("not_covered_parent", r.lang, place=region, parent=r.places.fallback_parent)
-            result.answer = f"{intro}\n{body}"
+            result.answer, result.not_covered = f"{intro}\n{body}", True
             return result
         if chosen.meta.get("gap"):
+            result.not_covered = True
             result.answer = f"{body}\n{t('offer_helpdesk', r.lang)}"
             return result
         result.action = ANSWER

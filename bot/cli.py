@@ -12,6 +12,7 @@ from bot.channels.terminal import add_commands as add_chat_commands
 from bot.check import add_commands as add_check_commands
 from bot.config import load_config
 from bot.evaluation import add_commands as add_eval_commands
+from bot.helpdesk.admin import add_commands as add_helpdesk_commands
 from ingest.cli import add_commands as add_ingest_commands
 
 
@@ -20,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="config file (default: ./config.yaml or $QIUXUE_CONFIG)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    add_ingest_commands(sub)
+    kb_sub = add_ingest_commands(sub)
+    add_helpdesk_commands(sub, kb_sub)
     add_ask_commands(sub)
     add_eval_commands(sub)
     add_check_commands(sub)

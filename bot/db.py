@@ -40,6 +40,7 @@ def make_engine(url: str) -> Engine:
 def open_database(cfg: Config) -> sessionmaker:
     """An engine for the configured database, with every known table created."""
     import bot.core.store  # noqa: F401  (each import registers its tables on Base)
+    import bot.helpdesk.store  # noqa: F401
     import ingest.versions  # noqa: F401
 
     engine = make_engine(database_url(cfg))

@@ -18,7 +18,8 @@ from ingest.versions import all_versions, live_version
 EXIT_FAILED, EXIT_PARTIAL = 1, 3
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Adds `ingest` and `kb …`; returns the `kb` subcommands so others can add theirs."""
     p = sub.add_parser("ingest", help="build a new index version from the knowledge base and switch to it")
     p.add_argument("paths", nargs="*", help="files or folders (default: knowledge.paths in config.yaml)")
     p.add_argument("--rebuild", action="store_true", help="re-embed everything, ignoring the live version")
@@ -36,6 +37,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     rb.add_argument("--to", help="a specific version (see kb status)")
     rb.add_argument("--by")
     rb.set_defaults(func=cmd_kb_rollback)
+    return kb_sub
 
 
 def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:

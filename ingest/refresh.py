@@ -70,8 +70,12 @@ def ingest_lock(cfg: Config) -> Iterator[None]:
 
 
 def knowledge_paths(cfg: Config, paths: list[str] | None) -> list[Path]:
-    chosen = paths or list(cfg.knowledge.paths)
-    return [Path(p).resolve() if paths else cfg.path(p) for p in chosen]
+    """Explicit PATHS, or the configured knowledge base plus the helpdesk's approved FAQ folder."""
+    if paths:
+        return [Path(p).resolve() for p in paths]
+    roots = [cfg.path(p) for p in cfg.knowledge.paths]
+    approved = cfg.path(cfg.knowledge.get("approved_dir") or "")
+    return [*roots, approved] if cfg.knowledge.get("approved_dir") and approved.is_dir() else roots
 
 
 def new_version_id() -> str:

@@ -142,3 +142,15 @@ def unique_user(prefix: str = "w") -> str:
     import uuid
 
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, no_network: list[object]):  # type: ignore[no-untyped-def]
+    """The fake Telegram Bot API on 127.0.0.1; the test fails if anything else was contacted."""
+    from tests.fakes.telegram_server import FakeBotApi
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    with FakeBotApi() as server:
+        yield server
+    assert no_network == []

@@ -24,15 +24,6 @@ def plain(text: str) -> str:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch, no_network: list[object]):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-    with FakeBotApi() as server:
-        yield server
-    assert no_network == []  # nothing but 127.0.0.1 was contacted
-
-
-@pytest.fixture
 def tg_cfg(kb_cfg: Config, fake: FakeBotApi, tmp_path) -> Config:  # type: ignore[no-untyped-def]
     return make_config(tmp_path, QIUXUE__DATA_DIR=str(kb_cfg.data_path),
                        QIUXUE__TELEGRAM__BASE_URL=f"{fake.base_url}/bot", QIUXUE__TELEGRAM__ADMINS=f"[{ADMIN}]")
@@ -45,9 +36,11 @@ async def running_bot(cfg: Config) -> AsyncIterator[TelegramChannel]:
     async with app:
         await app.start()
         await app.updater.start_polling(poll_interval=0, timeout=1)
+        await channel.started(app)
         try:
             yield channel
         finally:
+            await channel.stopped()
             await app.updater.stop()
             await app.stop()
 

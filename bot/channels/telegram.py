@@ -32,8 +32,9 @@ from telegram.ext import (
 )
 from telegram.helpers import escape_markdown
 
+from bot.channels.telegram_helpdesk import TelegramHelpdesk
 from bot.config import Config
-from bot.core.dialogue import Dialogue, Turn
+from bot.core.dialogue import Dialogue
 from bot.core.messages import BUTTON, EDITED, TEXT, UNSUPPORTED, Incoming, Outgoing
 from bot.i18n import t
 
@@ -97,7 +98,8 @@ class TelegramChannel:
         self.cfg, self.dialogue, self.token = cfg, dialogue, token
         self.admins = {int(a) for a in cfg.telegram.admins or []}
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.on_turn: Callable[[Incoming, Turn], Awaitable[None]] | None = None  # e.g. the helpdesk
+        self.staff = (TelegramHelpdesk(cfg, dialogue.helpdesk, self.deliver, self._worker_lang)
+                      if int(cfg.helpdesk.chat_id or 0) else None)
 
     def build(self) -> Application:  # type: ignore[type-arg]
         base = str(self.cfg.telegram.base_url).rstrip("/")
@@ -105,8 +107,10 @@ class TelegramChannel:
                .base_file_url(base.replace("/bot", "/file/bot") if base.endswith("/bot") else base + "/file")
                .concurrent_updates(True).connection_pool_size(64).pool_timeout(10.0).build())
         private = filters.ChatType.PRIVATE
+        if self.staff is not None:
+            self.staff.add_handlers(app)
         app.add_handler(CommandHandler(["kb_status", "kb_refresh"], self.on_admin, filters=private))
-        app.add_handler(CallbackQueryHandler(self.on_button))
+        app.add_handler(CallbackQueryHandler(self.on_button, pattern=r"^(?!hd:)"))
         app.add_handler(MessageHandler(private & filters.UpdateType.MESSAGES, self.on_message))
         app.add_error_handler(self.on_error)
         return app
@@ -144,8 +148,24 @@ class TelegramChannel:
         async with self._locks[msg.user_id]:  # a worker's messages are handled in order
             turn = await asyncio.to_thread(self.dialogue.turn, msg)
             await self.deliver(context.bot, chat_id, turn.replies)
-            if self.on_turn is not None:
-                await self.on_turn(msg, turn)
+            if self.staff is not None:
+                await self.staff.after_turn(context.bot, turn.opened, turn.ticket_id)
+
+    async def started(self, app: Application) -> None:  # type: ignore[type-arg]
+        """Once the bot runs: the helpdesk relay delivers what a restart left pending."""
+        if self.staff is not None:
+            await self.staff.started(app)
+
+    async def stopped(self) -> None:
+        if self.staff is not None:
+            await self.staff.stopped()
+
+    def _worker_lang(self, ticket: Any) -> str:
+        from bot.core.store import Conversation
+
+        with self.dialogue.store.sessions() as s:
+            conv = s.get(Conversation, ticket.conversation_id)
+            return conv.lang if conv else "zh"
 
     async def deliver(self, bot: Any, chat_id: int, replies: list[Outgoing], thread_id: int | None = None) -> None:
         for reply in replies:
@@ -210,6 +230,8 @@ def serve(cfg: Config) -> int:
     """Run the Telegram bot until interrupted: long polling, or a webhook if configured."""
     channel = TelegramChannel(cfg, Dialogue(cfg), token_from_env())
     app = channel.build()
+    app.post_init = channel.started
+    app.post_shutdown = lambda _app: channel.stopped()
     tg = cfg.telegram
     if str(tg.get("mode", "polling")) == "webhook":
         secret = os.environ.get("TELEGRAM_WEBHOOK_SECRET") or None

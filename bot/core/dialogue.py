@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.answering import ANSWER, Answerer
 from bot.config import Config
@@ -21,6 +21,8 @@ from bot.core.store import RETRYABLE, Conversation, ConversationStore, Feedback,
 from bot.db import open_database
 from bot.eligibility import Rules
 from bot.guides import load_guides
+from bot.helpdesk.service import Helpdesk
+from bot.helpdesk.store import WAITING, Ticket
 from bot.i18n import t
 from bot.regions import Gazetteer
 from bot.text import detect_language
@@ -34,10 +36,13 @@ COMMAND = re.compile(r"^/([a-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.IGNORECASE | re.DO
 
 @dataclass
 class Turn:
-    """What one message did: the replies, and events for the channel (e.g. a hand-off request)."""
+    """What one message did: the replies, and helpdesk work for the channel to carry out."""
 
     replies: list[Outgoing]
-    handoff: str | None = None  # the reason, when the worker asked for a person
+    handoff: str | None = None  # set by routing: hand this conversation to a person, for this reason
+    ticket_id: int | None = None  # the open ticket this message belongs to
+    opened: bool = False  # the ticket was opened (or reopened) by this message
+    relay: list[int] = field(default_factory=list)  # TicketEvent ids to deliver to the agents
 
 
 class Dialogue:
@@ -51,6 +56,7 @@ class Dialogue:
         snap = self.answerer.knowledge.current()
         titles = {k: str(v.get("title", k)) for k, v in (snap.titles.items() if snap else [])}
         self.guide = GuideFlow(load_guides(cfg.path(cfg.knowledge.guides_dir)), titles)
+        self.helpdesk = Helpdesk(cfg, self.store.sessions)
         self.limiter = RateLimiter(int(cfg.chat.rate_limit_messages), float(cfg.chat.rate_limit_seconds))
 
     # -- entry point --------------------------------------------------------------------------
@@ -69,7 +75,15 @@ class Dialogue:
                         conv.display_name = msg.display_name
                     incoming = ConversationStore.log(session, conv, "in", msg.button or msg.text or f"[{msg.media}]",
                                                      kind=msg.kind, rate_limited=limited)
-                    turn = Turn([Outgoing(t("rate_limited", conv.lang))]) if limited else self._route(conv, msg, session)
+                    ticket = self.helpdesk.current(session, conv)
+                    if limited:
+                        turn = Turn([Outgoing(t("rate_limited", conv.lang))])
+                    elif ticket is not None:
+                        turn = self._with_ticket(session, conv, ticket, msg)
+                    else:
+                        turn = self._route(conv, msg, session)
+                        if turn.handoff:
+                            turn = self._hand_over(session, conv, turn)
                     for reply in turn.replies:
                         line = ConversationStore.log(session, conv, "out", reply.text, reply_to=incoming.id,
                                                      **reply.meta)
@@ -79,6 +93,34 @@ class Dialogue:
             except RETRYABLE:
                 log.info("conversation %s/%s changed underneath us; retry %d", msg.channel, msg.user_id, attempt)
         raise RuntimeError("conversation kept changing; giving up on this message")
+
+    # -- the helpdesk ---------------------------------------------------------------------------
+    def _hand_over(self, session, conv: Conversation, turn: Turn) -> Turn:  # type: ignore[no-untyped-def]
+        facts: dict[str, object] = {"region": conv.region, **conv.facts}
+        if conv.facts:
+            facts["eligibility"] = self.rules.check({"region": conv.region, **conv.facts}).as_json()["eligible"]
+        ticket = self.helpdesk.open(session, conv, str(turn.handoff), facts)
+        replies = [*turn.replies, self._queue_reply(session, conv, ticket, "handoff_queued")]
+        return Turn(replies, turn.handoff, ticket.id, opened=True)
+
+    def _queue_reply(self, session, conv: Conversation, ticket: Ticket, key: str) -> Outgoing:  # type: ignore[no-untyped-def]
+        text = t(key, conv.lang, ticket=ticket.id, position=self.helpdesk.position(session, ticket))
+        if not self.helpdesk.in_office():
+            when = self.helpdesk.next_opening().strftime("%m-%d %H:%M")
+            text += "\n" + t("handoff_offhours", conv.lang, when=when)
+        return Outgoing(text)
+
+    def _with_ticket(self, session, conv: Conversation, ticket: Ticket, msg: Incoming) -> Turn:  # type: ignore[no-untyped-def]
+        """While a person handles the conversation the bot stays quiet, except /bot and queue news."""
+        if msg.text.strip().lower() == "/bot":
+            self.helpdesk.worker_left(session, ticket)
+            return Turn([Outgoing(t("back_to_bot", conv.lang), menu(conv.lang))], ticket_id=ticket.id)
+        if msg.kind == BUTTON:
+            return Turn([], ticket_id=ticket.id)
+        text = msg.text if msg.kind != UNSUPPORTED else f"[{msg.media}] {msg.text}".strip()
+        event = self.helpdesk.worker_message(session, ticket, text)
+        replies = [self._queue_reply(session, conv, ticket, "still_waiting")] if ticket.state == WAITING else []
+        return Turn(replies, ticket_id=ticket.id, relay=[event.id])
 
     # -- routing ------------------------------------------------------------------------------
     def _route(self, conv: Conversation, msg: Incoming, session) -> Turn:  # type: ignore[no-untyped-def]
@@ -99,6 +141,8 @@ class Dialogue:
         lowered = text.lower()
         if any(w in text for w in HUMAN_WORDS) or lowered in ("人工", "human", "agent"):
             return self._human(conv, "worker asked")
+        if reason := self.helpdesk.union_topic(text):
+            return Turn([], handoff=reason)
         if len(text) <= 30 and any(w in lowered for w in CHECK_WORDS):
             return Turn(self.check.start(conv))
         if conv.flow in (CHECK, APPLY) and conv.flow_state.get("asking"):
@@ -149,8 +193,9 @@ class Dialogue:
     def _ask_region(self, conv: Conversation) -> Outgoing:
         return self.check.question(self.rules.fields["region"], conv.lang)
 
-    def _human(self, conv: Conversation, reason: str) -> Turn:
-        return Turn([Outgoing(t("human_unavailable", conv.lang))], handoff=reason)
+    @staticmethod
+    def _human(conv: Conversation, reason: str) -> Turn:
+        return Turn([], handoff=reason)
 
     def _button(self, conv: Conversation, data: str, session) -> Turn:  # type: ignore[no-untyped-def]
         kind, _, rest = data.partition(":")
@@ -190,6 +235,9 @@ class Dialogue:
         session.add(Feedback(conversation_id=conv.id, answer_line_id=answer.id, answer=answer.text,
                              question=question.text if question else "", region=conv.region, vote=1 if up else -1))
         conv.dislikes_in_a_row = 0 if up else conv.dislikes_in_a_row + 1
+        if conv.dislikes_in_a_row >= self.helpdesk.dislikes:
+            conv.dislikes_in_a_row = 0
+            return Turn([Outgoing(t("feedback_sorry", conv.lang))], handoff="two 👎 in a row")
         return Turn([Outgoing(t("feedback_thanks" if up else "feedback_sorry", conv.lang),
                               [] if up else menu(conv.lang)[1:])])
 
@@ -202,4 +250,5 @@ class Dialogue:
         feedback = [Button(t("btn_like", lang), "fb:{line}:1"), Button(t("btn_dislike", lang), "fb:{line}:-1")]
         buttons = [feedback] if answer.action == ANSWER else [feedback, [Button(t("btn_human", lang), "menu:human")]]
         meta = {"action": answer.action, "sources": [s.id for s in answer.sources], "region": answer.region}
-        return Turn([Outgoing(answer.answer, buttons, meta=meta)])
+        reply = Outgoing(answer.answer, buttons if not answer.not_covered else [feedback], meta=meta)
+        return Turn([reply], handoff=f"not covered: {answer.region}" if answer.not_covered else None)

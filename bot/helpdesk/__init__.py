@@ -1,0 +1,1 @@
+"""The union helpdesk: tickets, hand-off rules, relaying between workers and agents, drafts."""

@@ -1,0 +1,149 @@
+"""Admin commands that learn from the helpdesk: `qiuxue kb approve` and `qiuxue report`.
+
+- `kb approve [ID …]`: approved draft FAQ entries are written to `knowledge.approved_dir`
+  (a FAQ YAML file that `qiuxue ingest` reads with the rest of the knowledge base); without ids
+  it lists the drafts.
+- `report [--days N] [--json]`: questions answered `no_answer`, 👎 answers and hand-off reasons
+  over a period, grouped by similar question (embedding clusters) and by region, most frequent
+  first — what to add to the knowledge base next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from sqlalchemy import select
+
+from bot.config import Config
+from bot.core.store import Conversation, Feedback, TranscriptLine
+from bot.db import open_database
+from bot.helpdesk.store import DraftFaq, Ticket
+from ingest.embedders import embedder_from_config
+from ingest.versions import utcnow
+
+APPROVED_FILE = "helpdesk-faq.yaml"
+
+
+def approve(cfg: Config, ids: list[int], by: str) -> list[DraftFaq]:
+    """Mark drafts approved and (re)write the approved FAQ file from every approved draft."""
+    sessions = open_database(cfg)
+    with sessions.begin() as s:
+        drafts = [s.get(DraftFaq, i) for i in ids]
+        missing = [i for i, d in zip(ids, drafts, strict=True) if d is None]
+        if missing:
+            raise KeyError(f"no draft FAQ {', '.join(map(str, missing))}")
+        for d in drafts:
+            d.status, d.approved_by = "approved", by
+        approved = list(s.scalars(select(DraftFaq).where(DraftFaq.status == "approved").order_by(DraftFaq.id)))
+        entries = [{
+            "id": f"faq-helpdesk-{d.id}", "region": d.region or "全国",
+            "scope": "national" if not d.region else "city", "year": d.created_at.year,
+            "sources": [f"helpdesk ticket #{d.ticket_id}"], "docs": [], "question": d.question,
+            "phrasings": [d.question], "answer": d.answer, "approved_by": d.approved_by,
+        } for d in approved]
+    folder = cfg.path(cfg.knowledge.approved_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{APPROVED_FILE}.tmp"
+    tmp.write_text("# Written by `qiuxue kb approve` from helpdesk answers. Edit via the database, not here.\n"
+                   + yaml.safe_dump(entries, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    tmp.replace(folder / APPROVED_FILE)
+    return [d for d in drafts if d is not None]
+
+
+def gather(cfg: Config, days: float) -> list[dict[str, Any]]:
+    """Every unanswered question, 👎 answer and hand-off in the period, as report items."""
+    since = utcnow() - timedelta(days=days)
+    sessions = open_database(cfg)
+    items: list[dict[str, Any]] = []
+    with sessions() as s:
+        outs = s.execute(select(TranscriptLine, Conversation.region)
+                         .join(Conversation, Conversation.id == TranscriptLine.conversation_id)
+                         .where(TranscriptLine.direction == "out", TranscriptLine.created_at >= since)).all()
+        for line, region in outs:
+            if line.meta.get("action") == "no_answer":
+                asked = s.get(TranscriptLine, int(line.meta.get("reply_to") or 0))
+                if asked is not None:
+                    items.append({"kind": "no_answer", "question": asked.text,
+                                  "region": line.meta.get("region") or region})
+        for fb in s.scalars(select(Feedback).where(Feedback.vote < 0, Feedback.created_at >= since)):
+            items.append({"kind": "disliked", "question": fb.question, "region": fb.region})
+        for ticket in s.scalars(select(Ticket).where(Ticket.created_at >= since)):
+            items.append({"kind": "handoff", "question": ticket.reason, "region": ticket.region})
+    return items
+
+
+def cluster(cfg: Config, items: list[dict[str, Any]], threshold: float = 0.85) -> list[dict[str, Any]]:
+    """Greedy clusters of similar questions (cosine ≥ threshold), largest first."""
+    if not items:
+        return []
+    vectors = embedder_from_config(cfg).embed_queries([i["question"] for i in items])
+    groups: list[dict[str, Any]] = []
+    centres: list[np.ndarray] = []
+    for item, vec in zip(items, vectors, strict=True):
+        sims = [float(c @ vec) for c in centres]
+        best = int(np.argmax(sims)) if sims else -1
+        if best >= 0 and sims[best] >= threshold:
+            groups[best]["items"].append(item)
+        else:
+            groups.append({"items": [item]})
+            centres.append(vec)
+    out = []
+    for g in groups:
+        members = g["items"]
+        out.append({"example": Counter(m["question"] for m in members).most_common(1)[0][0], "count": len(members),
+                    "kinds": dict(Counter(m["kind"] for m in members)),
+                    "regions": dict(Counter(m["region"] or "?" for m in members).most_common()),
+                    "questions": sorted({m["question"] for m in members})[:10]})
+    return sorted(out, key=lambda g: -g["count"])
+
+
+def add_commands(sub: argparse._SubParsersAction, kb_sub: argparse._SubParsersAction) -> None:
+    ap = kb_sub.add_parser("approve", help="approve helpdesk draft FAQ entries (no ids: list drafts)")
+    ap.add_argument("ids", nargs="*", type=int)
+    ap.add_argument("--by", default="admin")
+    ap.set_defaults(func=cmd_approve)
+    rp = sub.add_parser("report", help="what workers asked that the bot could not answer")
+    rp.add_argument("--days", type=float, default=30)
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=cmd_report)
+
+
+def cmd_approve(cfg: Config, args: argparse.Namespace) -> int:
+    if not args.ids:
+        with open_database(cfg)() as s:
+            for d in s.scalars(select(DraftFaq).order_by(DraftFaq.id)):
+                print(f"#{d.id} [{d.status}] {d.region or '全国'} Q: {d.question} → A: {d.answer[:80]}")
+        return 0
+    try:
+        done = approve(cfg, args.ids, args.by)
+    except KeyError as exc:
+        print(str(exc))
+        return 1
+    target = Path(cfg.path(cfg.knowledge.approved_dir)) / APPROVED_FILE
+    print(f"approved {', '.join(f'#{d.id}' for d in done)} → {target}; run `qiuxue ingest` to publish")
+    return 0
+
+
+def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
+    items = gather(cfg, args.days)
+    groups = cluster(cfg, items)
+    by_region = Counter(i["region"] or "?" for i in items).most_common()
+    if args.json:
+        print(json.dumps({"days": args.days, "items": len(items), "groups": groups,
+                          "by_region": dict(by_region)}, ensure_ascii=False))
+        return 0
+    print(f"last {args.days:g} days: {len(items)} unanswered / 👎 / hand-offs")
+    print(f"{'count':>5}  {'kinds':<28} {'regions':<24} example")
+    for g in groups:
+        kinds = ",".join(f"{k}:{v}" for k, v in g["kinds"].items())
+        regions = ",".join(f"{k}:{v}" for k, v in list(g["regions"].items())[:3])
+        print(f"{g['count']:>5}  {kinds:<28} {regions:<24} {g['example'][:60]}")
+    print("by region: " + ", ".join(f"{r} {n}" for r, n in by_region))
+    return 0
