@@ -164,3 +164,30 @@ def test_long_replies_are_split_and_escaped() -> None:
     assert len(parts) >= 3 and all(len(p) <= 4096 for p in parts)
     assert parts[0].startswith(r"第一行 \*粗体\* \(括号\) \[链接\] 1\.5元\!")
     assert plain("".join(parts)).replace("\n", "") == text.replace("\n", "")
+
+
+def test_webhook_mode_checks_the_secret_token(tg_cfg, fake, free_tcp_port) -> None:  # type: ignore[no-untyped-def]
+    secret = "s3cret-token_for-tests"
+    url = f"http://127.0.0.1:{free_tcp_port}/telegram"
+
+    async def scenario() -> None:
+        channel = TelegramChannel(tg_cfg, Dialogue(tg_cfg), TOKEN)
+        app = channel.build()
+        async with app:
+            await app.start()
+            await app.updater.start_webhook(listen="127.0.0.1", port=free_tcp_port, url_path="telegram",
+                                            webhook_url=url, secret_token=secret)
+            try:
+                assert fake.webhook_url == url and fake.webhook_secret == secret
+                fake.send_text(509, "广东能补多少钱")  # queued at the fake; delivered by webhook below
+                forged = await asyncio.to_thread(fake.post_update_to, url, fake.pending_updates()[0], "wrong")
+                assert forged == 403
+                statuses = await asyncio.to_thread(fake.deliver_webhook)
+                assert statuses == [200]
+                reply = await fake.wait_for_async(lambda r: "来源" in plain(r["text"]))
+                assert str(reply["chat_id"]) == "509"
+            finally:
+                await app.updater.stop()
+                await app.stop()
+
+    asyncio.run(scenario())

@@ -108,6 +108,8 @@ class Dialogue:
         if not self.helpdesk.in_office():
             when = self.helpdesk.next_opening().strftime("%m-%d %H:%M")
             text += "\n" + t("handoff_offhours", conv.lang, when=when)
+        if not int(self.cfg.helpdesk.chat_id or 0):
+            text += "\n" + t("handoff_unstaffed", conv.lang)
         return Outgoing(text)
 
     def _with_ticket(self, session, conv: Conversation, ticket: Ticket, msg: Incoming) -> Turn:  # type: ignore[no-untyped-def]
