@@ -4,6 +4,7 @@ a restart in the middle, refusals, and a draft FAQ that becomes an answer after 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 import pytest
@@ -11,9 +12,10 @@ from sqlalchemy import select
 
 from bot.answering import ANSWER, Answerer
 from bot.channels.inprocess import InProcessChat
+from bot.cli import main as qiuxue
 from bot.config import Config
 from bot.core.dialogue import Dialogue
-from bot.helpdesk.admin import approve, cluster, gather
+from bot.helpdesk.admin import cluster, gather
 from bot.helpdesk.store import CLAIMED, RESOLVED, WAITING, DraftFaq, Ticket, TicketEvent
 from ingest.refresh import refresh
 from ingest.versions import utcnow
@@ -26,8 +28,10 @@ AGENT, STRANGER = 777, 888
 
 
 @pytest.fixture
-def hd_cfg(kb_cfg: Config, fake: FakeBotApi, tmp_path) -> Config:  # type: ignore[no-untyped-def]
-    return make_config(tmp_path, QIUXUE__DATA_DIR=str(kb_cfg.data_path),
+def hd_cfg(db_cfg: Config, fake: FakeBotApi, tmp_path) -> Config:  # type: ignore[no-untyped-def]
+    """The shipped KB with a staffed helpdesk; tickets in SQLite or PostgreSQL (db_cfg's two params)."""
+    extra = {"QIUXUE__DATABASE__URL": str(db_cfg.database.url)} if db_cfg.database.url else {}
+    return make_config(tmp_path, QIUXUE__DATA_DIR=str(db_cfg.data_path), **extra,
                        QIUXUE__TELEGRAM__BASE_URL=f"{fake.base_url}/bot",
                        QIUXUE__HELPDESK__CHAT_ID=str(GROUP), QIUXUE__HELPDESK__AGENTS=f"[{AGENT}]",
                        QIUXUE__HELPDESK__REANNOUNCE_CHECK_SECONDS="0.2",
@@ -86,6 +90,15 @@ def test_the_whole_helpdesk_path(hd_cfg, fake) -> None:  # type: ignore[no-untyp
             fake.send_group_text(GROUP, STRANGER, "我来回答", message_thread_id=topic)
             await in_group(fake, "agents only")
             assert not [r for r in fake.sent(user) if "渝北" in r["text"] or "我来回答" in r["text"]]
+
+            photo = fake.send_photo(AGENT, caption="申请表样例", chat_id=GROUP, message_thread_id=topic)
+            copied = await fake.wait_for_call_async("copyMessage", lambda p: str(p.get("chat_id")) == str(user))
+            assert int(copied["message_id"]) == photo  # the agent's photo reached the worker's chat
+
+            mark = len(fake.sent())
+            fake.send_group_text(GROUP, AGENT, "/tickets", message_thread_id=topic)
+            listing = await in_group(fake, f"#{ticket_id} claimed", after=mark)
+            assert "重庆" in plain(listing["text"])
 
             fake.press_button(AGENT, card["message_id"], f"hd:resolve:{ticket_id}", check_button=False)
             await to_worker(fake, user, "回到了机器人")
@@ -179,7 +192,7 @@ def test_two_dislikes_in_a_row_hand_over(hd_cfg) -> None:  # type: ignore[no-unt
     assert "排第" in w.text
 
 
-def test_an_approved_draft_answers_after_the_next_refresh(hd_cfg, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_approved_draft_answers_after_the_next_refresh(hd_cfg, tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     question = "求学圆梦的补贴能不能和单位的学费报销一起拿"
     sessions = Dialogue(hd_cfg).store.sessions
     with sessions.begin() as s:
@@ -189,17 +202,25 @@ def test_an_approved_draft_answers_after_the_next_refresh(hd_cfg, tmp_path) -> N
         s.flush()
         draft_id = draft.id
     assert Answerer(hd_cfg).ask(question).sources[:1] != [f"faq-helpdesk-{draft_id}"]
-    approve(hd_cfg, [draft_id], "admin")
-    cfg = make_config(tmp_path, QIUXUE__DATA_DIR=str(hd_cfg.data_path),
+    for key, value in (("QIUXUE__DATA_DIR", str(hd_cfg.data_path)),
+                       ("QIUXUE__KNOWLEDGE__APPROVED_DIR", str(hd_cfg.path(hd_cfg.knowledge.approved_dir))),
+                       ("QIUXUE__DATABASE__URL", str(hd_cfg.database.url or ""))):
+        monkeypatch.setenv(key, value)
+    assert qiuxue(["kb", "approve"]) == 0
+    assert f"#{draft_id} [draft]" in capsys.readouterr().out
+    assert qiuxue(["kb", "approve", str(draft_id)]) == 0
+    assert "run `qiuxue ingest`" in capsys.readouterr().out
+    cfg = make_config(tmp_path, QIUXUE__DATA_DIR=str(hd_cfg.data_path), QIUXUE__DATABASE__URL=str(hd_cfg.database.url),
                       QIUXUE__KNOWLEDGE__APPROVED_DIR=str(hd_cfg.path(hd_cfg.knowledge.approved_dir)))
     report = refresh(cfg, by="admin")
     assert report.added == 1
     a = Answerer(cfg).ask(question)
     assert a.action == ANSWER and a.sources[0].id == f"faq-helpdesk-{draft_id}" and "服务台答复" in a.answer
-    refresh(make_config(tmp_path, QIUXUE__DATA_DIR=str(hd_cfg.data_path)), by="pytest")  # leave the KB as it was
+    refresh(make_config(tmp_path, QIUXUE__DATA_DIR=str(hd_cfg.data_path),  # leave the KB as it was
+                        QIUXUE__DATABASE__URL=str(hd_cfg.database.url)), by="pytest")
 
 
-def test_report_groups_what_the_bot_could_not_answer(hd_cfg) -> None:  # type: ignore[no-untyped-def]
+def test_report_groups_what_the_bot_could_not_answer(hd_cfg, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     w = InProcessChat(Dialogue(hd_cfg), unique_user())
     for q in ("今天天气怎么样", "今天天气如何", "明天股票涨不涨"):
         w.say(q)
@@ -207,3 +228,9 @@ def test_report_groups_what_the_bot_could_not_answer(hd_cfg) -> None:  # type: i
     groups = cluster(hd_cfg, [i for i in items if "天气" in i["question"] or "股票" in i["question"]])
     weather = next(g for g in groups if "天气" in g["example"])
     assert weather["count"] >= 2 and weather["kinds"].get("no_answer", 0) >= 2
+    monkeypatch.setenv("QIUXUE__DATA_DIR", str(hd_cfg.data_path))
+    monkeypatch.setenv("QIUXUE__DATABASE__URL", str(hd_cfg.database.url or ""))
+    assert qiuxue(["report", "--days", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["items"] >= 3 and report["groups"][0]["count"] >= report["groups"][-1]["count"]
+    assert qiuxue(["report", "--days", "1"]) == 0 and "by region" in capsys.readouterr().out

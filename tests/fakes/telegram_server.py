@@ -422,9 +422,11 @@ class FakeBotApi:
         return self._user_message(user_id, chat_id, None, {"sticker": sticker})
 
     def send_photo(self, user_id: int, caption: str | None = None, chat_id: int | None = None,
-                   content: bytes = b"\xff\xd8\xff\xe0fake-jpeg") -> int:
-        return self._user_message(user_id, chat_id, None,
-                                  {"photo": self._photo_sizes(content), "caption": caption})
+                   content: bytes = b"\xff\xd8\xff\xe0fake-jpeg", message_thread_id: int | None = None) -> int:
+        fields: JsonDict = {"photo": self._photo_sizes(content), "caption": caption}
+        if message_thread_id is not None:
+            fields.update(message_thread_id=message_thread_id, is_topic_message=True)
+        return self._user_message(user_id, chat_id, None, fields)
 
     def send_voice(self, user_id: int, duration: int = 3, chat_id: int | None = None,
                    content: bytes = b"OggS\x00fake-voice") -> int:
