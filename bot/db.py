@@ -6,6 +6,8 @@ creates what is missing.
 
 from __future__ import annotations
 
+from functools import cache
+
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
@@ -38,11 +40,16 @@ def make_engine(url: str) -> Engine:
 
 
 def open_database(cfg: Config) -> sessionmaker:
-    """An engine for the configured database, with every known table created."""
+    """Sessions on the configured database, every known table created; one engine per URL and process."""
+    return _sessions_for(database_url(cfg))
+
+
+@cache
+def _sessions_for(url: str) -> sessionmaker:
     import bot.core.store  # noqa: F401  (each import registers its tables on Base)
     import bot.helpdesk.store  # noqa: F401
     import ingest.versions  # noqa: F401
 
-    engine = make_engine(database_url(cfg))
+    engine = make_engine(url)
     Base.metadata.create_all(engine)
     return sessionmaker(engine, expire_on_commit=False)

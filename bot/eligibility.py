@@ -24,7 +24,11 @@ FALSE_WORDS = {"false", "no", "n", "0", "否", "不是", "没有", "不", "无"}
 
 
 class ProfileError(ValueError):
-    """A profile value that is not valid for its field."""
+    """A profile value that is not valid for its field; `code` says how (type | range | choice | place)."""
+
+    def __init__(self, message: str, code: str = "type") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -56,7 +60,7 @@ class Field:
             except ValueError:
                 raise ProfileError(f"{self.name}: expected a whole number, got {value!r}") from None
             if (self.min is not None and number < self.min) or (self.max is not None and number > self.max):
-                raise ProfileError(f"{self.name}: {number} is outside {self.min}–{self.max}")
+                raise ProfileError(f"{self.name}: {number} is outside {self.min}–{self.max}", "range")
             return number
         if self.type == "date":
             try:
@@ -66,7 +70,7 @@ class Field:
         if self.type == "enum":
             text = str(value).strip()
             if text not in self.buttons:
-                raise ProfileError(f"{self.name}: expected one of {', '.join(self.buttons)}, got {value!r}")
+                raise ProfileError(f"{self.name}: expected one of {', '.join(self.buttons)}, got {value!r}", "choice")
             return text
         return str(value).strip()
 

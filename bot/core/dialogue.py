@@ -12,6 +12,8 @@ import logging
 import re
 from dataclasses import dataclass, field
 
+import yaml
+
 from bot.answering import ANSWER, Answerer
 from bot.config import Config
 from bot.core.flows import APPLY, CHECK, EligibilityFlow, GuideFlow, menu
@@ -28,9 +30,6 @@ from bot.regions import Gazetteer
 from bot.text import detect_language
 
 log = logging.getLogger(__name__)
-HUMAN_WORDS = ("转人工", "人工客服", "人工服务", "找人工", "真人")
-CHECK_WORDS = ("我能不能申请", "我能申请吗", "我可以申请吗", "能不能申请", "我符合条件吗", "符合条件吗", "我能领吗",
-               "am i eligible", "do i qualify", "can i apply")
 COMMAND = re.compile(r"^/([a-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.IGNORECASE | re.DOTALL)
 
 
@@ -57,6 +56,9 @@ class Dialogue:
         titles = {k: str(v.get("title", k)) for k, v in (snap.titles.items() if snap else [])}
         self.guide = GuideFlow(load_guides(cfg.path(cfg.knowledge.guides_dir)), titles)
         self.helpdesk = Helpdesk(cfg, self.store.sessions)
+        intents_file = cfg.path(cfg.knowledge.dictionary_dir) / "intents.yaml"
+        self.intents = {k: [str(w).lower() for w in v]
+                        for k, v in yaml.safe_load(intents_file.read_text(encoding="utf-8")).items()}
         self.limiter = RateLimiter(int(cfg.chat.rate_limit_messages), float(cfg.chat.rate_limit_seconds))
 
     # -- entry point --------------------------------------------------------------------------
@@ -141,11 +143,11 @@ class Dialogue:
         if command:
             return self._command(conv, command.group(1).lower(), session)
         lowered = text.lower()
-        if any(w in text for w in HUMAN_WORDS) or lowered in ("人工", "human", "agent"):
+        if any(w in text for w in self.intents["human"]) or lowered in self.intents["human_exact"]:
             return self._human(conv, "worker asked")
         if reason := self.helpdesk.union_topic(text):
             return Turn([], handoff=reason)
-        if len(text) <= 30 and any(w in lowered for w in CHECK_WORDS):
+        if len(text) <= 30 and any(w in lowered for w in self.intents["check"]):
             return Turn(self.check.start(conv))
         if conv.flow in (CHECK, APPLY) and conv.flow_state.get("asking"):
             return Turn(self._flow_answer(conv, text))

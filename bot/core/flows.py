@@ -86,15 +86,15 @@ class EligibilityFlow:
             text = str(value).strip()
             place = self.rules.gazetteer.canonical(text) or next(iter(self.rules.gazetteer.find(text)), None)
             if place is None:
-                raise ProfileError("region")
+                raise ProfileError(f"unknown place {text!r}", "place")
             return place
         return f.parse(value)
 
     @staticmethod
     def _explain(f: Field, exc: ProfileError, lang: str) -> str:
-        if f.type == "region":
+        if exc.code == "place":
             return t("region_unknown", lang, text="")
-        if f.type == "int" and "outside" in str(exc):
+        if exc.code == "range":
             return t("invalid_range", lang, min=f.min, max=f.max)
         return t({"bool": "invalid_bool", "int": "invalid_int", "date": "invalid_date"}.get(f.type, "invalid_enum"),
                  lang)
