@@ -234,3 +234,20 @@ def test_report_groups_what_the_bot_could_not_answer(hd_cfg, capsys, monkeypatch
     report = json.loads(capsys.readouterr().out)
     assert report["items"] >= 3 and report["groups"][0]["count"] >= report["groups"][-1]["count"]
     assert qiuxue(["report", "--days", "1"]) == 0 and "by region" in capsys.readouterr().out
+
+
+def test_office_hours_and_union_topics(kb_cfg) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.db import open_database
+    from bot.helpdesk.service import Helpdesk
+
+    desk = Helpdesk(kb_cfg, open_database(kb_cfg))
+    shanghai = ZoneInfo("Asia/Shanghai")
+    monday_10 = datetime(2026, 11, 30, 10, 0, tzinfo=shanghai)
+    friday_19 = datetime(2026, 12, 4, 19, 0, tzinfo=shanghai)
+    assert desk.in_office(monday_10) and not desk.in_office(friday_19)
+    assert desk.next_opening(friday_19) == datetime(2026, 12, 7, 9, 0, tzinfo=shanghai)  # Monday 09:00
+    assert desk.union_topic("公司拖欠工资三个月") and desk.union_topic("上班时受伤了算工伤吗")
+    assert desk.union_topic("辞职了还能领吗") is None  # leaving a job is a policy question, not dismissal
