@@ -55,10 +55,6 @@ class Snapshot:
     covered: dict[str, set[str]] = field(default_factory=dict)
     titles: dict[str, dict] = field(default_factory=dict)
 
-    @property
-    def by_id(self) -> dict[str, StoredChunk]:
-        return {c.chunk_id: c for c in self.chunks}
-
 
 def load_snapshot(cfg: Config, tokenizer: Tokenizer, cache: VectorCache,
                   embedder: Embedder | None = None) -> Snapshot | None:
