@@ -53,6 +53,7 @@ class Answer:
     lang: str = "zh"
     ranked: list[str] = field(default_factory=list)  # doc/FAQ ids in retrieval order (for eval)
     not_covered: bool = False  # the knowledge base has no rules for the worker's place or topic
+    suggestions: list[tuple[str, str]] = field(default_factory=list)  # (FAQ id, question) to choose from
     signals: dict[str, float] = field(default_factory=dict)  # what the decision was based on
 
     def as_json(self) -> dict[str, Any]:
@@ -225,6 +226,11 @@ class Answerer:
         if chosen is None or r.snap is None or r.places is None:
             result.not_covered = bool(r.places is not None and r.places.fallback_parent)
             result.answer = t("not_covered", r.lang, place=region) if result.not_covered else t("no_answer", r.lang)
+            if not result.not_covered and r.coverage >= th.coverage:
+                result.suggestions = self.suggestions_for(r)
+                if result.suggestions:
+                    lines = "\n".join(f"• {q}" for _, q in result.suggestions)
+                    result.answer = f"{t('did_you_mean', r.lang)}\n{lines}\n{t('offer_helpdesk', r.lang)}"
             return result
         body = self._compose(r.snap, chosen, r.tokens, r.lang)
         result.sources = [self._source(r.snap, chosen)]
@@ -242,6 +248,27 @@ class Answerer:
         note = t("also_not_covered", r.lang, places="、".join(r.places.uncovered)) if r.places.uncovered else ""
         result.answer = "\n".join(p for p in (body, note) if p)
         return result
+
+    @staticmethod
+    def suggestions_for(r: Retrieval, most: int = 3) -> list[tuple[str, str]]:
+        """Close-call FAQ entries the worker can pick from (a clarifying question, not a guess)."""
+        seen: dict[str, str] = {}
+        for hit in r.hits:
+            meta = hit.chunk.meta
+            if meta.get("kind") == "faq" and not meta.get("gap") and hit.chunk.doc_id not in seen:
+                en = r.lang == "en" and meta.get("question_en")
+                seen[hit.chunk.doc_id] = str(meta.get("question_en") if en else meta.get("question", ""))
+        return list(seen.items())[:most]
+
+    def answer_entry(self, doc_id: str, lang: str, question: str = "") -> Answer | None:
+        """The answer of one FAQ entry the worker picked from suggestions, with its source."""
+        snap = self.knowledge.current()
+        chunk = next((c for c in snap.chunks if c.doc_id == doc_id), None) if snap else None
+        if snap is None or chunk is None:
+            return None
+        body = self._compose(snap, chunk, [], lang)
+        return Answer(question or str(chunk.meta.get("question", "")), body, ANSWER, str(chunk.meta.get("region")),
+                      [self._source(snap, chunk)], lang=lang)
 
     def _rephrase(self, r: Retrieval, chosen: StoredChunk, body: str, result: Answer) -> str:
         """The language model's version of the answer, or `body` if it fails or cites nothing."""

@@ -88,13 +88,15 @@ def score_pairs(pairs: list[tuple[Outcome, Thresholds]]) -> dict[str, float]:
     for o, _ in answerable:
         ranked = o.retrieval.ranked
         ranks.append(next((i + 1 for i, d in enumerate(ranked) if d in o.item.expect), 0))
-    answered = correct = wrong = 0
+    answered = correct = wrong = suggested = 0
     tp = pred_no = 0
     for o, th in pairs:
         source = _top_source(o.retrieval, th)
         if source is None:
             pred_no += 1
             tp += o.item.expect is None
+            offered = [d for d, _ in Answerer.suggestions_for(o.retrieval)] if o.retrieval.snap else []
+            suggested += bool(o.item.expect) and any(d in o.item.expect for d in offered)
             continue
         answered += 1
         if o.item.expect and source in o.item.expect:
@@ -110,6 +112,7 @@ def score_pairs(pairs: list[tuple[Outcome, Thresholds]]) -> dict[str, float]:
         "hit@3": sum(1 <= r <= 3 for r in ranks) / n_ans,
         "mrr": sum(1 / r for r in ranks if r) / n_ans,
         "answered": correct / n_ans,  # share of answerable questions answered correctly
+        "suggested": suggested / n_ans,  # refused, but a right FAQ entry was among the suggestions
         "answer_precision": correct / answered if answered else 0.0,
         "wrong_rate": wrong / max(len(outcomes), 1),
         "no_answer_precision": tp / pred_no if pred_no else 0.0,
@@ -183,7 +186,7 @@ def _has_index(cfg: Config) -> bool:
     return live_version(open_database(cfg)) is not None
 
 
-COLUMNS = ("hit@1", "hit@3", "mrr", "answered", "answer_precision", "wrong_rate", "no_answer_precision",
+COLUMNS = ("hit@1", "hit@3", "mrr", "answered", "suggested", "answer_precision", "wrong_rate", "no_answer_precision",
            "no_answer_recall", "p50_ms", "p95_ms")
 
 

@@ -201,3 +201,15 @@ def _incoming(user: str, text: str):  # type: ignore[no-untyped-def]
     from bot.core.messages import Incoming
 
     return Incoming("test", user, text)
+
+
+def test_a_close_call_offers_questions_to_pick_instead_of_guessing(db_cfg) -> None:  # type: ignore[no-untyped-def]
+    w = chat(db_cfg)
+    w.say("广东补多少")  # ambiguous: amount, totals, payment …
+    assert "你是不是想问" in w.text and "转人工" in w.text
+    assert not any(line.startswith("【") for line in w.text.splitlines())  # no answer was guessed
+    w.press("广东求学圆梦补多少钱")
+    assert "1,000" in w.text and "来源：" in w.text
+    with w.dialogue.store.sessions() as s:
+        last = s.scalars(select(TranscriptLine).order_by(TranscriptLine.id.desc())).first()
+        assert last.meta["sources"] == ["faq-amount-guangdong"]

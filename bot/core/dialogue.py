@@ -227,6 +227,13 @@ class Dialogue:
             return Turn(self.guide.press(conv, rest))
         if kind == "fb":
             return self._feedback(conv, rest, session)
+        if kind == "q":  # the worker picked one of the suggested questions
+            picked = self.answerer.answer_entry(rest, lang)
+            if picked is None:
+                return Turn([Outgoing(t("stale_button", lang))])
+            feedback = [Button(t("btn_like", lang), "fb:{line}:1"), Button(t("btn_dislike", lang), "fb:{line}:-1")]
+            meta = {"action": picked.action, "sources": [s.id for s in picked.sources], "region": picked.region}
+            return Turn([Outgoing(picked.answer, [feedback], meta=meta)])
         return Turn([Outgoing(t("stale_button", lang))])
 
     def _feedback(self, conv: Conversation, rest: str, session) -> Turn:  # type: ignore[no-untyped-def]
@@ -253,6 +260,8 @@ class Dialogue:
         lang = answer.lang
         feedback = [Button(t("btn_like", lang), "fb:{line}:1"), Button(t("btn_dislike", lang), "fb:{line}:-1")]
         buttons = [feedback] if answer.action == ANSWER else [feedback, [Button(t("btn_human", lang), "menu:human")]]
+        if answer.suggestions:
+            buttons = [[Button(q[:40], f"q:{doc_id}")] for doc_id, q in answer.suggestions] + buttons[1:]
         meta = {"action": answer.action, "sources": [s.id for s in answer.sources], "region": answer.region}
         reply = Outgoing(answer.answer, buttons if not answer.not_covered else [feedback], meta=meta)
         return Turn([reply], handoff=f"not covered: {answer.region}" if answer.not_covered else None)
