@@ -11,6 +11,7 @@ from bot.channels.telegram import add_commands as add_serve_commands
 from bot.channels.terminal import add_commands as add_chat_commands
 from bot.check import add_commands as add_check_commands
 from bot.config import load_config
+from bot.core.redact import install_log_redaction
 from bot.evaluation import add_commands as add_eval_commands
 from bot.helpdesk.admin import add_commands as add_helpdesk_commands
 from ingest.cli import add_commands as add_ingest_commands
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()  # logs never hold a worker's ID-card or phone number in clear
     cfg = load_config(args.config)
     return int(args.func(cfg, args) or 0)
 

@@ -64,6 +64,10 @@ class Gazetteer:
             return NATIONAL
         return self._alias_to_name.get(name.strip().lower())
 
+    def resolve(self, text: str) -> str | None:
+        """A place a worker typed: its exact name or alias, else the most specific place named in it."""
+        return self.canonical(text) or self.most_specific(self.find(text))
+
     def lineage(self, name: str) -> list[str]:
         """The place, then its province (if any): 广州 → [广州, 广东]."""
         chain = [name]

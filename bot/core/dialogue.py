@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from bot.answering import ANSWER, Answerer
+from bot.answering import ANSWER, Answer, Answerer
 from bot.config import Config
 from bot.core.flows import APPLY, CHECK, EligibilityFlow, GuideFlow, menu
 from bot.core.messages import BUTTON, EDITED, UNSUPPORTED, Button, Incoming, Outgoing
@@ -31,6 +31,11 @@ from bot.text import detect_language
 
 log = logging.getLogger(__name__)
 COMMAND = re.compile(r"^/([a-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.IGNORECASE | re.DOTALL)
+
+
+def feedback_row(lang: str) -> list[Button]:
+    """👍/👎 under an answer; `{line}` becomes the answer's transcript id once it is logged."""
+    return [Button(t("btn_like", lang), "fb:{line}:1"), Button(t("btn_dislike", lang), "fb:{line}:-1")]
 
 
 @dataclass
@@ -155,7 +160,7 @@ class Dialogue:
 
     def _flow_answer(self, conv: Conversation, value: str) -> list[Outgoing]:
         if conv.flow_state.get("only") == "region":  # /region: set the place, nothing more
-            place = self.gazetteer.canonical(value.strip()) or self.gazetteer.most_specific(self.gazetteer.find(value))
+            place = self.gazetteer.resolve(value.strip())
             if place is None:
                 return [Outgoing(t("region_unknown", conv.lang, text=value.strip()[:20]),
                                  self._ask_region(conv).buttons)]
@@ -231,9 +236,7 @@ class Dialogue:
             picked = self.answerer.answer_entry(rest, lang)
             if picked is None:
                 return Turn([Outgoing(t("stale_button", lang))])
-            feedback = [Button(t("btn_like", lang), "fb:{line}:1"), Button(t("btn_dislike", lang), "fb:{line}:-1")]
-            meta = {"action": picked.action, "sources": [s.id for s in picked.sources], "region": picked.region}
-            return Turn([Outgoing(picked.answer, [feedback], meta=meta)])
+            return Turn([self._answer_reply(picked, [feedback_row(lang)])])
         return Turn([Outgoing(t("stale_button", lang))])
 
     def _feedback(self, conv: Conversation, rest: str, session) -> Turn:  # type: ignore[no-untyped-def]
@@ -258,10 +261,15 @@ class Dialogue:
             conv.region = named  # the conversation now is about this place
         answer = self.answerer.ask(text, conv.region)
         lang = answer.lang
-        feedback = [Button(t("btn_like", lang), "fb:{line}:1"), Button(t("btn_dislike", lang), "fb:{line}:-1")]
+        feedback = feedback_row(lang)
         buttons = [feedback] if answer.action == ANSWER else [feedback, [Button(t("btn_human", lang), "menu:human")]]
         if answer.suggestions:
             buttons = [[Button(q[:40], f"q:{doc_id}")] for doc_id, q in answer.suggestions] + buttons[1:]
-        meta = {"action": answer.action, "sources": [s.id for s in answer.sources], "region": answer.region}
-        reply = Outgoing(answer.answer, buttons if not answer.not_covered else [feedback], meta=meta)
+        reply = self._answer_reply(answer, buttons if not answer.not_covered else [feedback])
         return Turn([reply], handoff=f"not covered: {answer.region}" if answer.not_covered else None)
+
+    @staticmethod
+    def _answer_reply(answer: Answer, buttons: list[list[Button]]) -> Outgoing:
+        """An answer as a reply, with what the transcript (and `qiuxue report`) needs to know of it."""
+        meta = {"action": answer.action, "sources": [s.id for s in answer.sources], "region": answer.region}
+        return Outgoing(answer.answer, buttons, meta=meta)

@@ -83,10 +83,9 @@ class EligibilityFlow:
 
     def _parse(self, f: Field, value: Any) -> Any:
         if f.type == "region":
-            text = str(value).strip()
-            place = self.rules.gazetteer.canonical(text) or next(iter(self.rules.gazetteer.find(text)), None)
+            place = self.rules.gazetteer.resolve(str(value).strip())
             if place is None:
-                raise ProfileError(f"unknown place {text!r}", "place")
+                raise ProfileError(f"unknown place {value!r}", "place")
             return place
         return f.parse(value)
 

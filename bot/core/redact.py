@@ -15,12 +15,15 @@ def redact(text: str) -> str:
     return MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
 
 
-class RedactingFilter(logging.Filter):
-    """A logging filter that masks ID-card and phone numbers in every record."""
+class RedactingFormatter(logging.Formatter):
+    """Formats a log record, traceback included, then masks ID-card and phone numbers in it."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(str(record.msg))
-        if record.args:
-            record.args = tuple(redact(str(a)) if isinstance(a, str) else a for a in record.args) \
-                if isinstance(record.args, tuple) else record.args
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def install_log_redaction(root: logging.Logger | None = None) -> None:
+    """Make every handler of the root logger redact what it writes."""
+    for handler in (root or logging.getLogger()).handlers:
+        fmt = handler.formatter
+        handler.setFormatter(RedactingFormatter(fmt._fmt if fmt else None, fmt.datefmt if fmt else None))

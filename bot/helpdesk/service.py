@@ -235,8 +235,8 @@ class Helpdesk:
                           .order_by(TranscriptLine.id.desc()).limit(10))
         for line in lines:
             text = line.text.strip()
-            if text and not text.startswith(("/", "menu:", "fb:", "f:", "consent:", "lang:", "apply:")) \
-                    and "人工" not in text and len(text) > 3:
+            typed = line.meta.get("kind") == "text" and not text.startswith("/")
+            if typed and "人工" not in text and len(text) > 3:
                 return text
         return ""
 
