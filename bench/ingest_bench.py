@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.config import DEFAULT_CONFIG, load_config  # noqa: E402
+from common.settings import DEFAULT_CONFIG, load_config  # noqa: E402
 from ingest.chunking import split_sentences  # noqa: E402
 from ingest.embedders import make_embedder  # noqa: E402
 from ingest.loaders import load_paths  # noqa: E402

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from fakes.telegram_server import FakeBotApi  # noqa: E402
 
 from bot.channels.telegram import TelegramChannel  # noqa: E402
-from bot.config import load_config  # noqa: E402
 from bot.core.dialogue import Dialogue  # noqa: E402
 from bot.evaluation import DEFAULT_SET, load_items  # noqa: E402
+from common.settings import load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456789:AAFakeTokenForBenchmarks_0123456789ab"

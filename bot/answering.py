@@ -21,11 +21,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bot.config import Config
 from bot.i18n import t
 from bot.regions import NATIONAL, Gazetteer
 from bot.retrieval import Hit, LiveKnowledge, Snapshot, search
 from bot.text import Tokenizer, detect_language
+from common.settings import Config
 from ingest.embedders import Embedder
 from ingest.index import StoredChunk
 
@@ -173,7 +173,7 @@ class Answerer:
         self.gazetteer = Gazetteer.load(dictionary)
         self.knowledge = knowledge or LiveKnowledge(cfg, self.tokenizer, embedder)
         self.thresholds = Thresholds.from_config(cfg)
-        self.max_chars = int(cfg.retrieval.max_question_chars)
+        self.max_chars = cfg.retrieval.max_question_chars
         if llm is None and cfg.llm.base_url:
             from bot.llm import LlmRephraser
 
@@ -207,9 +207,9 @@ class Answerer:
         qvec = snap.embedder.embed_queries([text])[0] if mode != "bm25" else None
         own = snap.covered.get(places.region, set()) if places.region else set()
         rc = self.cfg.retrieval
-        weights = (float(rc.weights.bm25), float(rc.weights.dense), float(rc.weights.faq))
-        hits = search(snap, tokens, qvec, places.allowed, int(rc.top_k), mode, int(rc.rrf_k), own,
-                      float(rc.place_boost), weights)
+        weights = (float(rc.weights.bm25), rc.weights.dense, rc.weights.faq)
+        hits = search(snap, tokens, qvec, places.allowed, rc.top_k, mode, rc.rrf_k, own,
+                      rc.place_boost, weights)
         coverage = sum(tok in snap.vocabulary for tok in tokens) / len(tokens) if tokens else 0.0
         return Retrieval(question, lang, snap, places, tokens, hits, coverage, mode=mode)
 

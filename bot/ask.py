@@ -14,7 +14,7 @@ import json
 import sys
 
 from bot.answering import Answerer
-from bot.config import Config
+from common.settings import Config
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

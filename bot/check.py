@@ -13,9 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-from bot.config import Config
 from bot.eligibility import ProfileError, Rules
 from bot.regions import Gazetteer
+from common.settings import Config
 
 
 def load_rules(cfg: Config) -> Rules:

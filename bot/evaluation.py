@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from bot.answering import Answerer, Retrieval, Thresholds, decide
-from bot.config import Config
+from common.settings import Config
 from ingest.embedders import BACKENDS, make_embedder
 from ingest.refresh import refresh
 
@@ -148,18 +148,16 @@ def cross_validated(outcomes: list[Outcome], base: Thresholds) -> dict[str, floa
 
 def _backend_config(cfg: Config, backend: str) -> Config:
     """The same settings with another embedding backend and its own data_dir (under data/eval)."""
-    data = cfg.as_dict()
-    data["embedding"] = {**data["embedding"], "backend": backend,
-                         "model": "minilm" if backend == "sentence-transformers" else ""}
-    data["data_dir"] = str(cfg.data_path / "eval" / backend)
-    return Config(data, cfg.root)
+    return cfg.with_changes(data_dir=str(cfg.data_path / "eval" / backend),
+                            embedding={"backend": backend,
+                                       "model": "minilm" if backend == "sentence-transformers" else ""})
 
 
 def evaluate(cfg: Config, items: list[EvalItem], backends: list[str], do_calibrate: bool) -> dict:
     base = Thresholds.from_config(cfg)
     rows: dict[str, dict[str, float]] = {}
     chosen = base
-    default = str(cfg.embedding.backend)
+    default = cfg.embedding.backend
     for backend in backends:
         bcfg = cfg if backend == default else _backend_config(cfg, backend)
         embedder = make_embedder(backend, "minilm" if backend == "sentence-transformers" else "")
@@ -180,7 +178,7 @@ def evaluate(cfg: Config, items: list[EvalItem], backends: list[str], do_calibra
 
 
 def _has_index(cfg: Config) -> bool:
-    from bot.db import open_database
+    from common.db import open_database
     from ingest.versions import live_version
 
     return live_version(open_database(cfg)) is not None
@@ -215,7 +213,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
     items = load_items(cfg.path(args.set))
     backends = [b for b in args.backends.split(",") if b]
-    default = str(cfg.embedding.backend)
+    default = cfg.embedding.backend
     backends = [default, *[b for b in backends if b != default]]
     result = evaluate(cfg, items, backends, args.calibrate)
     print(json.dumps(result, ensure_ascii=False, indent=1) if args.json else format_table(result))

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 
-from bot.config import Config
+from common.settings import Config
 from ingest.index import StoredChunk
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from bot.config import Config
-from bot.db import open_database
 from bot.regions import NATIONAL
 from bot.text import Tokenizer
+from common.db import open_database
+from common.settings import Config
 from ingest import index as kb_index
 from ingest.embedders import Embedder, embedder_from_name
 from ingest.index import StoredChunk
@@ -94,7 +94,7 @@ class LiveKnowledge:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._checked = 0.0
-        self._interval = float(cfg.index.reload_check_seconds)
+        self._interval = cfg.index.reload_check_seconds
 
     def current(self) -> Snapshot | None:
         now = time.monotonic()

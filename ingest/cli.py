@@ -10,8 +10,8 @@ import argparse
 import json
 import sys
 
-from bot.config import Config
-from bot.db import open_database
+from common.db import open_database
+from common.settings import Config
 from ingest.refresh import RefreshError, refresh, rollback
 from ingest.versions import all_versions, live_version
 

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bot.config import Config
+from common.settings import Config
 
 
 class Embedder(Protocol):
@@ -132,4 +132,4 @@ def _cached_embedder(backend: str, model: str, threads: int, batch_size: int) ->
 def embedder_from_config(cfg: Config) -> Embedder:
     """The configured embedder, loaded once per process."""
     e = cfg.embedding
-    return _cached_embedder(str(e.backend), str(e.get("model") or ""), int(e.threads), int(e.batch_size))
+    return _cached_embedder(e.backend, e.model, e.threads, e.batch_size)

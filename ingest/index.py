@@ -19,7 +19,7 @@ from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.config import Settings
 
-from bot.config import Config
+from common.settings import Config
 from ingest.documents import Chunk
 from ingest.embedders import Embedder, embedder_from_name
 
@@ -54,7 +54,7 @@ class OwnEmbeddingFunction(EmbeddingFunction[Documents]):
 def chroma_client(cfg: Config) -> ClientAPI:
     settings = Settings(anonymized_telemetry=False, allow_reset=False)
     if cfg.index.mode == "http":
-        return chromadb.HttpClient(host=str(cfg.index.host), port=int(cfg.index.port), settings=settings)
+        return chromadb.HttpClient(host=cfg.index.host, port=cfg.index.port, settings=settings)
     if cfg.index.mode != "persistent":
         raise ValueError(f"index.mode must be persistent or http, not {cfg.index.mode!r}")
     path = cfg.data_path / "chroma"

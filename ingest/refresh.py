@@ -25,14 +25,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 from tqdm import tqdm
 
-from bot.config import Config
-from bot.db import open_database
+from common.clock import utcnow
+from common.db import open_database
+from common.settings import Config
 from ingest import index as kb_index
 from ingest.chunking import chunk_document
 from ingest.documents import Chunk, Document
 from ingest.embedders import Embedder, embedder_from_config
 from ingest.loaders import load_paths
-from ingest.versions import BUILDING, COMPLETE, DELETED, FAILED, KbVersion, live_version, set_live, utcnow
+from ingest.versions import BUILDING, COMPLETE, DELETED, FAILED, KbVersion, live_version, set_live
 
 
 class RefreshError(RuntimeError):
@@ -74,8 +75,8 @@ def knowledge_paths(cfg: Config, paths: list[str] | None) -> list[Path]:
     if paths:
         return [Path(p).resolve() for p in paths]
     roots = [cfg.path(p) for p in cfg.knowledge.paths]
-    approved = cfg.path(cfg.knowledge.get("approved_dir") or "")
-    return [*roots, approved] if cfg.knowledge.get("approved_dir") and approved.is_dir() else roots
+    approved = cfg.path(cfg.knowledge.approved_dir or ".")
+    return [*roots, approved] if cfg.knowledge.approved_dir and approved.is_dir() else roots
 
 
 def new_version_id() -> str:
@@ -161,7 +162,7 @@ def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebu
                 manifest[doc_id] = previous[doc_id]
         _embed_into(collection, to_embed, embedder, cfg, progress, manifest)
         total = collection.count()
-        _smoke_check(collection, embedder, str(cfg.index.probe_query))
+        _smoke_check(collection, embedder, cfg.index.probe_query)
         with sessions.begin() as s:
             row = s.get(KbVersion, version)
             row.status, row.finished_at = COMPLETE, utcnow()
@@ -184,9 +185,9 @@ def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebu
 
 def _embed_into(collection, docs: list[Document], embedder: Embedder, cfg: Config, progress: bool,
                 manifest: dict[str, dict]) -> None:
-    chunks_by_doc = {d.doc_id: chunk_document(d, int(cfg.index.chunk_max_chars)) for d in docs}
+    chunks_by_doc = {d.doc_id: chunk_document(d, cfg.index.chunk_max_chars) for d in docs}
     pending = [c for d in docs for c in chunks_by_doc[d.doc_id]]
-    batch = int(cfg.embedding.batch_size)
+    batch = cfg.embedding.batch_size
     show = progress and sys.stderr.isatty()
     with tqdm(total=len(pending), unit="chunk", desc="embedding", disable=not show, file=sys.stderr) as bar:
         for start in range(0, len(pending), batch):
@@ -232,7 +233,7 @@ def prune_versions(cfg: Config, sessions: sessionmaker, client) -> list[str]:
 
     Runs under the ingest lock, so a version still `building` is a leftover of a crashed run.
     """
-    keep = max(1, int(cfg.index.keep_versions))
+    keep = cfg.index.keep_versions
     live = live_version(sessions)
     dropped = []
     with sessions.begin() as s:

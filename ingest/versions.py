@@ -7,19 +7,16 @@ Readers (the running bot) poll `live_version()`; it is one indexed primary-key r
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from bot.db import Base
+from common.clock import utcnow
+from common.db import Base
 
 BUILDING, COMPLETE, FAILED, DELETED = "building", "complete", "failed", "deleted"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class KbVersion(Base):

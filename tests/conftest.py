@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULT_CONFIG, Config, load_config
+from common.settings import DEFAULT_CONFIG, Config, load_config
 
 PROJECT = Path(__file__).resolve().parent.parent
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", ""}

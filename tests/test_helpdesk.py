@@ -13,12 +13,12 @@ from sqlalchemy import select
 from bot.answering import ANSWER, Answerer
 from bot.channels.inprocess import InProcessChat
 from bot.cli import main as qiuxue
-from bot.config import Config
 from bot.core.dialogue import Dialogue
 from bot.helpdesk.admin import cluster, gather
 from bot.helpdesk.store import CLAIMED, RESOLVED, WAITING, DraftFaq, Ticket, TicketEvent
+from common.clock import utcnow
+from common.settings import Config
 from ingest.refresh import refresh
-from ingest.versions import utcnow
 from tests.conftest import make_config, unique_user
 from tests.fakes.telegram_server import FakeBotApi
 from tests.test_telegram import Worker, plain, running_bot
@@ -240,8 +240,8 @@ def test_office_hours_and_union_topics(kb_cfg) -> None:  # type: ignore[no-untyp
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from bot.db import open_database
     from bot.helpdesk.service import Helpdesk
+    from common.db import open_database
 
     desk = Helpdesk(kb_cfg, open_database(kb_cfg))
     shanghai = ZoneInfo("Asia/Shanghai")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bot.cli import main as qiuxue
-from bot.db import open_database
+from common.db import open_database
 from ingest import index as kb_index
 from ingest.embedders import Embedder, make_embedder
 from ingest.refresh import RefreshError, refresh, rollback

@@ -10,8 +10,8 @@ from contextlib import asynccontextmanager
 import pytest
 
 from bot.channels.telegram import TelegramChannel, split_message
-from bot.config import Config
 from bot.core.dialogue import Dialogue
+from common.settings import Config
 from tests.conftest import make_config
 from tests.fakes.telegram_server import FakeBotApi
 

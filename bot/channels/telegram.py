@@ -33,10 +33,10 @@ from telegram.ext import (
 from telegram.helpers import escape_markdown
 
 from bot.channels.telegram_helpdesk import TelegramHelpdesk
-from bot.config import Config
 from bot.core.dialogue import Dialogue
 from bot.core.messages import BUTTON, EDITED, TEXT, UNSUPPORTED, Incoming, Outgoing
 from bot.i18n import t
+from common.settings import Config
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"

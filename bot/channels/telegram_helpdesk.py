@@ -21,11 +21,11 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
-from bot.config import Config
 from bot.core.messages import Outgoing
 from bot.helpdesk.service import Helpdesk, NotAnAgent
 from bot.helpdesk.store import WAITING, Ticket
 from bot.i18n import t
+from common.settings import Config
 
 log = logging.getLogger(__name__)
 TELEGRAM = "telegram"
@@ -38,11 +38,11 @@ def card_buttons(ticket_id: int) -> InlineKeyboardMarkup:
 
 class TelegramHelpdesk:
     def __init__(self, cfg: Config, helpdesk: Helpdesk, send: Any, worker_lang: Any) -> None:
-        self.chat_id = int(cfg.helpdesk.chat_id)
+        self.chat_id = cfg.helpdesk.chat_id
         self.helpdesk = helpdesk
         self.send = send  # TelegramChannel.deliver(bot, chat_id, replies, thread_id)
         self.worker_lang = worker_lang  # ticket -> "zh" | "en"
-        self.check_seconds = float(cfg.helpdesk.reannounce_check_seconds)
+        self.check_seconds = cfg.helpdesk.reannounce_check_seconds
         self._flush_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 

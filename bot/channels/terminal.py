@@ -6,9 +6,9 @@ import argparse
 import getpass
 import sys
 
-from bot.config import Config
 from bot.core.dialogue import Dialogue
 from bot.core.messages import BUTTON, Button, Incoming, Outgoing
+from common.settings import Config
 
 
 def render(reply: Outgoing, offset: int) -> tuple[str, list[Button]]:

@@ -1,9 +1,12 @@
-"""The dialogue core: `Dialogue.handle(Incoming) -> list[Outgoing]`, the same for every channel.
+"""The dialogue core: `Dialogue.turn(Incoming) -> Turn`, the same for every channel.
 
-Routing, in order: unreadable input → a clear reply; a button → its action; a /command or a
-known intent ("转人工", "我能不能申请") → that; an answer while a flow is asking → the flow;
-anything else → a grounded answer with 👍/👎. Each message is one database transaction on the
-worker's conversation row (see `store.py`), retried if another process raced it.
+Routing, in order: unreadable input → a clear reply; a button (decoded and validated by
+`buttons.py`) → its action; a /command or a known intent ("转人工", "我能不能申请") → that; an
+answer while a flow is asking → the flow; anything else → a grounded answer with 👍/👎. Each message
+is one database transaction on the worker's conversation row (see `store.py`), retried if another
+process raced it. In that same transaction the message's inbox row is marked handled and, for
+channels served by the hub, its replies are written to the outbox: a message is handled exactly
+once and its replies are never lost. Channels without buttons get numbered options (`choices.py`).
 """
 
 from __future__ import annotations
@@ -15,19 +18,44 @@ from dataclasses import dataclass, field
 import yaml
 
 from bot.answering import ANSWER, Answer, Answerer
-from bot.config import Config
+from bot.core import choices
+from bot.core.buttons import (
+    Consent,
+    FieldAnswer,
+    GuideStep,
+    Lang,
+    Menu,
+    Pick,
+    Vote,
+    decode,
+    encode,
+    fill_line,
+    vote_template,
+)
 from bot.core.flows import APPLY, CHECK, EligibilityFlow, GuideFlow, menu
-from bot.core.messages import BUTTON, EDITED, UNSUPPORTED, Button, Incoming, Outgoing
+from bot.core.inbox import Inbox, InboxItem, InboxStatus
+from bot.core.messages import (
+    BUTTON,
+    EDITED,
+    UNSUPPORTED,
+    Button,
+    Capabilities,
+    Incoming,
+    Outgoing,
+    to_payload,
+)
+from bot.core.outbox import Outbox
 from bot.core.ratelimit import RateLimiter
 from bot.core.store import RETRYABLE, Conversation, ConversationStore, Feedback, TranscriptLine
-from bot.db import open_database
 from bot.eligibility import Rules
 from bot.guides import load_guides
 from bot.helpdesk.service import Helpdesk
-from bot.helpdesk.store import WAITING, Ticket
+from bot.helpdesk.store import WAITING, Handoff, HandoffReason, Ticket
 from bot.i18n import t
 from bot.regions import Gazetteer
 from bot.text import detect_language
+from common.db import open_database
+from common.settings import Config
 
 log = logging.getLogger(__name__)
 COMMAND = re.compile(r"^/([a-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.IGNORECASE | re.DOTALL)
@@ -35,7 +63,7 @@ COMMAND = re.compile(r"^/([a-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.IGNORECASE | re.DO
 
 def feedback_row(lang: str) -> list[Button]:
     """👍/👎 under an answer; `{line}` becomes the answer's transcript id once it is logged."""
-    return [Button(t("btn_like", lang), "fb:{line}:1"), Button(t("btn_dislike", lang), "fb:{line}:-1")]
+    return [Button(t("btn_like", lang), vote_template(True)), Button(t("btn_dislike", lang), vote_template(False))]
 
 
 @dataclass
@@ -43,15 +71,18 @@ class Turn:
     """What one message did: the replies, and helpdesk work for the channel to carry out."""
 
     replies: list[Outgoing]
-    handoff: str | None = None  # set by routing: hand this conversation to a person, for this reason
+    handoff: Handoff | None = None  # set by routing: hand this conversation to a person, for this reason
     ticket_id: int | None = None  # the open ticket this message belongs to
     opened: bool = False  # the ticket was opened (or reopened) by this message
-    relay: list[int] = field(default_factory=list)  # TicketEvent ids to deliver to the agents
+    relay: list[int] = field(default_factory=list)  # TicketEvent ids relayed to the agents (via the outbox)
+    duplicate: bool = False  # the inbox row was handled before (by this or another process): nothing done
 
 
 class Dialogue:
-    def __init__(self, cfg: Config, answerer: Answerer | None = None) -> None:
+    def __init__(self, cfg: Config, answerer: Answerer | None = None,
+                 capabilities: dict[str, Capabilities] | None = None) -> None:
         self.cfg = cfg
+        self.capabilities = dict(capabilities or {})  # per channel name; unknown channels have buttons
         self.answerer = answerer or Answerer(cfg)
         self.store = ConversationStore(open_database(cfg))
         self.gazetteer: Gazetteer = self.answerer.gazetteer
@@ -64,49 +95,92 @@ class Dialogue:
         intents_file = cfg.path(cfg.knowledge.dictionary_dir) / "intents.yaml"
         self.intents = {k: [str(w).lower() for w in v]
                         for k, v in yaml.safe_load(intents_file.read_text(encoding="utf-8")).items()}
-        self.limiter = RateLimiter(int(cfg.chat.rate_limit_messages), float(cfg.chat.rate_limit_seconds))
+        self.limiter = RateLimiter(cfg.chat.rate_limit_messages, cfg.chat.rate_limit_seconds)
+        self.outbox = Outbox(self.store.sessions)
 
     # -- entry point --------------------------------------------------------------------------
     def handle(self, msg: Incoming) -> list[Outgoing]:
         return self.turn(msg).replies
 
-    def turn(self, msg: Incoming) -> Turn:
+    def turn(self, msg: Incoming, inbox_id: int | None = None, via_outbox: bool = False) -> Turn:
+        """Handle one message in one transaction; with `inbox_id`, mark that inbox row handled in it,
+        and with `via_outbox`, write the replies to the outbox (the hub delivers them) in it too."""
         if msg.text.strip().lower() in ("/reset", "/forget"):
-            lang = self.store.forget(msg.channel, msg.user_id) or "zh"
-            return Turn([Outgoing(t("reset_done", lang))])
-        limited = not self.limiter.allow(f"{msg.channel}:{msg.user_id}")
+            return self._forget(msg, inbox_id, via_outbox)
+        caps = self.capabilities.get(msg.channel, Capabilities())
         for attempt in range(5):
             try:
                 with self.store.locked(msg.channel, msg.user_id) as (session, conv):
-                    if msg.display_name:
-                        conv.display_name = msg.display_name
-                    incoming = ConversationStore.log(session, conv, "in", msg.button or msg.text or f"[{msg.media}]",
-                                                     kind=msg.kind, rate_limited=limited)
-                    ticket = self.helpdesk.current(session, conv)
-                    if limited:
-                        turn = Turn([Outgoing(t("rate_limited", conv.lang))])
-                    elif ticket is not None:
-                        turn = self._with_ticket(session, conv, ticket, msg)
-                    else:
-                        turn = self._route(conv, msg, session)
-                        if turn.handoff:
-                            turn = self._hand_over(session, conv, turn)
-                    for reply in turn.replies:
-                        line = ConversationStore.log(session, conv, "out", reply.text, reply_to=incoming.id,
-                                                     **reply.meta)
-                        reply.buttons = [[Button(b.label, b.data.replace("{line}", str(line.id))) for b in row]
-                                         for row in reply.buttons]
+                    item = session.get(InboxItem, inbox_id) if inbox_id is not None else None
+                    if inbox_id is not None and (item is None or item.status != InboxStatus.PENDING):
+                        return Turn([], duplicate=True)
+                    turn = self._turn(session, conv, msg, caps)
+                    if item is not None:
+                        Inbox.finish(item)
+                    if via_outbox:
+                        for reply in turn.replies:
+                            self.outbox.add(session, conv.channel, conv.user_id, to_payload(reply))
                     return turn
             except RETRYABLE:
                 log.info("conversation %s/%s changed underneath us; retry %d", msg.channel, msg.user_id, attempt)
         raise RuntimeError("conversation kept changing; giving up on this message")
+
+    def _turn(self, session, conv: Conversation, msg: Incoming, caps: Capabilities) -> Turn:  # type: ignore[no-untyped-def]
+        if msg.display_name:
+            conv.display_name = msg.display_name
+        if not caps.buttons and msg.kind != BUTTON:  # "2" stands for the second option shown last
+            number, data = choices.picked(msg.text, conv.choices or [])
+            if data is not None:
+                msg = Incoming(msg.channel, msg.user_id, button=data, kind=BUTTON, display_name=msg.display_name)
+            elif number is not None and conv.choices and not conv.flow_state.get("asking"):
+                return self._logged(session, conv, msg, Turn([Outgoing(t("numbered_unknown", conv.lang, n=number))]),
+                                    caps)
+        ticket = self.helpdesk.current(session, conv)
+        # while a person handles the conversation every message reaches them: no flood limit then
+        limited = ticket is None and not self.limiter.allow(f"{msg.channel}:{msg.user_id}")
+        incoming = ConversationStore.log(session, conv, "in", msg.button or msg.text or f"[{msg.media}]",
+                                         kind=msg.kind, rate_limited=limited)
+        if limited:
+            turn = Turn([Outgoing(t("rate_limited", conv.lang))])
+        elif ticket is not None:
+            turn = self._with_ticket(session, conv, ticket, msg)
+        else:
+            turn = self._route(conv, msg, session)
+            if turn.handoff:
+                turn = self._hand_over(session, conv, turn)
+        return self._logged(session, conv, None, turn, caps, incoming.id)
+
+    def _logged(self, session, conv: Conversation, msg: Incoming | None, turn: Turn,  # type: ignore[no-untyped-def]
+                caps: Capabilities, reply_to: int | None = None) -> Turn:
+        """Log the turn's replies (and `msg`, if not logged yet), fill in 👍/👎 data, number options if needed."""
+        if msg is not None:
+            reply_to = ConversationStore.log(session, conv, "in", msg.text, kind=msg.kind).id
+        for reply in turn.replies:
+            line = ConversationStore.log(session, conv, "out", reply.text, reply_to=reply_to, **reply.meta)
+            reply.buttons = [[Button(b.label, fill_line(b.data, line.id)) for b in row] for row in reply.buttons]
+        if not caps.buttons and turn.replies:
+            turn.replies, conv.choices = choices.render(turn.replies, conv.lang)
+        return turn
+
+    def _forget(self, msg: Incoming, inbox_id: int | None, via_outbox: bool) -> Turn:
+        lang = self.store.forget(msg.channel, msg.user_id) or "zh"
+        turn = Turn([Outgoing(t("reset_done", lang))])
+        with self.store.sessions.begin() as session:
+            item = session.get(InboxItem, inbox_id) if inbox_id is not None else None
+            if item is not None:
+                Inbox.finish(item)
+            if via_outbox:
+                for reply in turn.replies:
+                    self.outbox.add(session, msg.channel, msg.user_id, to_payload(reply))
+        return turn
 
     # -- the helpdesk ---------------------------------------------------------------------------
     def _hand_over(self, session, conv: Conversation, turn: Turn) -> Turn:  # type: ignore[no-untyped-def]
         facts: dict[str, object] = {"region": conv.region, **conv.facts}
         if conv.facts:
             facts["eligibility"] = self.rules.check({"region": conv.region, **conv.facts}).as_json()["eligible"]
-        ticket = self.helpdesk.open(session, conv, str(turn.handoff), facts)
+        assert turn.handoff is not None
+        ticket = self.helpdesk.open(session, conv, turn.handoff.label, facts)
         replies = [*turn.replies, self._queue_reply(session, conv, ticket, "handoff_queued")]
         return Turn(replies, turn.handoff, ticket.id, opened=True)
 
@@ -115,7 +189,7 @@ class Dialogue:
         if not self.helpdesk.in_office():
             when = self.helpdesk.next_opening().strftime("%m-%d %H:%M")
             text += "\n" + t("handoff_offhours", conv.lang, when=when)
-        if not int(self.cfg.helpdesk.chat_id or 0):
+        if not self.helpdesk.staffed:
             text += "\n" + t("handoff_unstaffed", conv.lang)
         return Outgoing(text)
 
@@ -149,9 +223,9 @@ class Dialogue:
             return self._command(conv, command.group(1).lower(), session)
         lowered = text.lower()
         if any(w in text for w in self.intents["human"]) or lowered in self.intents["human_exact"]:
-            return self._human(conv, "worker asked")
+            return self._human(conv, Handoff(HandoffReason.WORKER_ASKED))
         if reason := self.helpdesk.union_topic(text):
-            return Turn([], handoff=reason)
+            return Turn([], handoff=Handoff(HandoffReason.UNION_TOPIC, reason))
         if len(text) <= 30 and any(w in lowered for w in self.intents["check"]):
             return Turn(self.check.start(conv))
         if conv.flow in (CHECK, APPLY) and conv.flow_state.get("asking"):
@@ -178,8 +252,8 @@ class Dialogue:
         if name == "start":
             conv.flow, conv.flow_state = None, {}
             return Turn([Outgoing(t("welcome", lang), [
-                [Button(t("btn_consent_yes", lang), "consent:1"), Button(t("btn_consent_no", lang), "consent:0")],
-                [Button(t("btn_lang_zh", lang), "lang:zh"), Button(t("btn_lang_en", lang), "lang:en")]])])
+                [Button(t("btn_consent_yes", lang), encode(Consent(True))),
+                 Button(t("btn_consent_no", lang), encode(Consent(False)))], self._lang_buttons(lang)])])
         if name == "help":
             return Turn([Outgoing(t("help", lang), menu(lang))])
         if name == "check":
@@ -190,68 +264,76 @@ class Dialogue:
             conv.flow, conv.flow_state = CHECK, {"asking": "region", "only": "region"}
             return Turn([self._ask_region(conv)])
         if name == "lang":
-            return Turn([Outgoing(t("lang_ask", lang), [[Button(t("btn_lang_zh", lang), "lang:zh"),
-                                                           Button(t("btn_lang_en", lang), "lang:en")]])])
+            return Turn([Outgoing(t("lang_ask", lang), [self._lang_buttons(lang)])])
         if name in ("cancel", "stop"):
             conv.flow, conv.flow_state = None, {}
             return Turn([Outgoing(t("cancelled", lang))])
         if name in ("human", "agent"):
-            return self._human(conv, "worker asked")
+            return self._human(conv, Handoff(HandoffReason.WORKER_ASKED))
         return Turn([Outgoing(t("help", lang), menu(lang))])
 
     def _ask_region(self, conv: Conversation) -> Outgoing:
         return self.check.question(self.rules.fields["region"], conv.lang)
 
     @staticmethod
-    def _human(conv: Conversation, reason: str) -> Turn:
+    def _human(conv: Conversation, reason: Handoff) -> Turn:
         return Turn([], handoff=reason)
 
-    def _button(self, conv: Conversation, data: str, session) -> Turn:  # type: ignore[no-untyped-def]
-        kind, _, rest = data.partition(":")
-        lang = conv.lang
-        if kind == "menu":
-            return self._command(conv, {"check": "check", "apply": "apply", "human": "human"}.get(rest, "help"), session)
-        if kind == "consent":
-            conv.consent = rest == "1"
-            if not conv.consent:
-                conv.facts, conv.region = {}, None
-            return Turn([Outgoing(t("consent_yes" if conv.consent else "consent_no", lang), menu(lang))])
-        if kind == "lang" and rest in ("zh", "en"):
-            conv.lang = rest
-            return Turn([Outgoing(t("lang_set", rest), menu(rest))])
-        if kind == "f":
-            name, _, index = rest.partition(":")
-            f = self.rules.fields.get(name)
-            if f is None or conv.flow not in (CHECK, APPLY) or conv.flow_state.get("asking") != name:
-                return Turn([Outgoing(t("stale_button", lang))])
-            value = ("1" if index == "1" else "0") if f.type == "bool" else f.buttons[int(index)]
-            return Turn(self._flow_answer(conv, value))
-        if kind == "apply":
-            if conv.flow != APPLY:
-                return Turn(self.guide.start(conv, self._ask_region(conv)))
-            return Turn(self.guide.press(conv, rest))
-        if kind == "fb":
-            return self._feedback(conv, rest, session)
-        if kind == "q":  # the worker picked one of the suggested questions
-            picked = self.answerer.answer_entry(rest, lang)
-            if picked is None:
-                return Turn([Outgoing(t("stale_button", lang))])
-            return Turn([self._answer_reply(picked, [feedback_row(lang)])])
-        return Turn([Outgoing(t("stale_button", lang))])
+    @staticmethod
+    def _lang_buttons(lang: str) -> list[Button]:
+        return [Button(t("btn_lang_zh", lang), encode(Lang("zh"))), Button(t("btn_lang_en", lang), encode(Lang("en")))]
 
-    def _feedback(self, conv: Conversation, rest: str, session) -> Turn:  # type: ignore[no-untyped-def]
-        line_id, _, vote = rest.partition(":")
-        answer = session.get(TranscriptLine, int(line_id)) if line_id.isdigit() else None
-        if answer is None or answer.conversation_id != conv.id:
+    def _button(self, conv: Conversation, data: str, session) -> Turn:  # type: ignore[no-untyped-def]
+        """A press, decoded in one place (`buttons.decode`); anything that does not decode or no longer
+        applies gets "this button has expired", never an error."""
+        lang = conv.lang
+        stale = Turn([Outgoing(t("stale_button", lang))])
+        match decode(data):
+            case Menu(action):
+                return self._command(conv, action, session)
+            case Consent(given):
+                conv.consent = given
+                if not given:
+                    conv.facts, conv.region = {}, None
+                return Turn([Outgoing(t("consent_yes" if given else "consent_no", lang), menu(lang))])
+            case Lang(code):
+                conv.lang = code
+                return Turn([Outgoing(t("lang_set", code), menu(code))])
+            case FieldAnswer(name, index):
+                f = self.rules.fields.get(name)
+                if f is None or conv.flow not in (CHECK, APPLY) or conv.flow_state.get("asking") != name:
+                    return stale
+                if f.type == "bool":
+                    value = "1" if index == 1 else "0"
+                elif index < len(f.buttons):
+                    value = f.buttons[index]
+                else:
+                    return stale
+                return Turn(self._flow_answer(conv, value))
+            case GuideStep() as step:
+                if conv.flow != APPLY:
+                    return Turn(self.guide.start(conv, self._ask_region(conv)))
+                return Turn(self.guide.press(conv, step))
+            case Vote(line, up):
+                return self._feedback(conv, line, up, session)
+            case Pick(entry):  # the worker picked one of the suggested questions
+                picked = self.answerer.answer_entry(entry, lang)
+                if picked is None:
+                    return stale
+                return Turn([self._answer_reply(picked, [feedback_row(lang)])])
+        return stale
+
+    def _feedback(self, conv: Conversation, line_id: int, up: bool, session) -> Turn:  # type: ignore[no-untyped-def]
+        answer = session.get(TranscriptLine, line_id)
+        if answer is None or answer.conversation_id != conv.id or answer.direction != "out":
             return Turn([Outgoing(t("stale_button", conv.lang))])
-        question = session.get(TranscriptLine, int(answer.meta.get("reply_to", 0)))
-        up = vote == "1"
+        question = session.get(TranscriptLine, int(answer.meta.get("reply_to") or 0))
         session.add(Feedback(conversation_id=conv.id, answer_line_id=answer.id, answer=answer.text,
                              question=question.text if question else "", region=conv.region, vote=1 if up else -1))
         conv.dislikes_in_a_row = 0 if up else conv.dislikes_in_a_row + 1
         if conv.dislikes_in_a_row >= self.helpdesk.dislikes:
             conv.dislikes_in_a_row = 0
-            return Turn([Outgoing(t("feedback_sorry", conv.lang))], handoff="two 👎 in a row")
+            return Turn([Outgoing(t("feedback_sorry", conv.lang))], handoff=Handoff(HandoffReason.DISLIKES))
         return Turn([Outgoing(t("feedback_thanks" if up else "feedback_sorry", conv.lang),
                               [] if up else menu(conv.lang)[1:])])
 
@@ -262,11 +344,13 @@ class Dialogue:
         answer = self.answerer.ask(text, conv.region)
         lang = answer.lang
         feedback = feedback_row(lang)
-        buttons = [feedback] if answer.action == ANSWER else [feedback, [Button(t("btn_human", lang), "menu:human")]]
+        human = [Button(t("btn_human", lang), encode(Menu("human")))]
+        buttons = [feedback] if answer.action == ANSWER else [feedback, human]
         if answer.suggestions:
-            buttons = [[Button(q[:40], f"q:{doc_id}")] for doc_id, q in answer.suggestions] + buttons[1:]
+            buttons = [[Button(q[:40], encode(Pick(doc_id)))] for doc_id, q in answer.suggestions] + buttons[1:]
         reply = self._answer_reply(answer, buttons if not answer.not_covered else [feedback])
-        return Turn([reply], handoff=f"not covered: {answer.region}" if answer.not_covered else None)
+        handoff = Handoff(HandoffReason.NOT_COVERED, str(answer.region)) if answer.not_covered else None
+        return Turn([reply], handoff=handoff)
 
     @staticmethod
     def _answer_reply(answer: Answer, buttons: list[list[Button]]) -> Outgoing:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from bot.core.buttons import FieldAnswer, GuideStep, Menu, encode
 from bot.core.messages import Button, Outgoing
 from bot.core.store import Conversation
 from bot.eligibility import NO, YES, Field, ProfileError, Rules, Verdict
@@ -24,8 +25,8 @@ def rows(buttons: list[Button], per_row: int = 3) -> list[list[Button]]:
 
 
 def menu(lang: str) -> list[list[Button]]:
-    return [[Button(t("btn_check", lang), "menu:check"), Button(t("btn_apply", lang), "menu:apply")],
-            [Button(t("btn_human", lang), "menu:human")]]
+    return [[Button(t("btn_check", lang), encode(Menu("check"))), Button(t("btn_apply", lang), encode(Menu("apply")))],
+            [Button(t("btn_human", lang), encode(Menu("human")))]]
 
 
 class EligibilityFlow:
@@ -56,9 +57,10 @@ class EligibilityFlow:
         text = f.ask_en if lang == "en" else f.ask
         hint = f.help_en if lang == "en" else f.help
         if f.type == "bool":
-            buttons = [[Button(t("btn_yes", lang), f"f:{f.name}:1"), Button(t("btn_no", lang), f"f:{f.name}:0")]]
+            buttons = [[Button(t("btn_yes", lang), encode(FieldAnswer(f.name, 1))),
+                        Button(t("btn_no", lang), encode(FieldAnswer(f.name, 0)))]]
         elif f.type in ("enum", "region"):
-            buttons = rows([Button(v, f"f:{f.name}:{i}") for i, v in enumerate(f.buttons)])
+            buttons = rows([Button(v, encode(FieldAnswer(f.name, i))) for i, v in enumerate(f.buttons)])
             if f.type == "region":
                 hint = t("ask_region_other", lang)
         else:
@@ -124,8 +126,8 @@ class EligibilityFlow:
         if selection:
             lines.append(t("verdict_selection", lang) + selection)
         lines.append(t("source_prefix", lang) + f"{r.doc} [{', '.join(r.sources)}]")
-        return Outgoing("\n".join(lines), [[Button(t("btn_apply", lang), "menu:apply"),
-                                            Button(t("btn_human", lang), "menu:human")]])
+        return Outgoing("\n".join(lines), [[Button(t("btn_apply", lang), encode(Menu("apply"))),
+                                            Button(t("btn_human", lang), encode(Menu("human")))]])
 
 
 class GuideFlow:
@@ -150,21 +152,22 @@ class GuideFlow:
         shown = self.show(conv, guide, progress)
         return [Outgoing(t("apply_resume", conv.lang)), *shown] if resumed else shown
 
-    def press(self, conv: Conversation, action: str) -> list[Outgoing]:
-        """Buttons: next, back, doc:<i>:<1|0>."""
+    def press(self, conv: Conversation, step: GuideStep) -> list[Outgoing]:
+        """Buttons: next, back, a checklist document ticked (have it or not yet)."""
         guide = self.guides.get(str(conv.flow_state.get("guide", "")))
         if guide is None:
             return [Outgoing(t("stale_button", conv.lang))]
         progress = dict(conv.guide_progress.get(guide.region) or {"step": 0, "docs": {}})
         total = len(guide.steps) + len(guide.documents)
-        if action == "next":
+        if step.action == "next":
             progress["step"] = min(progress["step"] + 1, total)
-        elif action == "back":
+        elif step.action == "back":
             progress["step"] = max(progress["step"] - 1, 0)
-        elif action.startswith("doc:"):
-            _, index, have = action.split(":")
-            progress["docs"] = {**progress.get("docs", {}), guide.documents[int(index)]["id"]: have == "1"}
-            progress["step"] = len(guide.steps) + int(index) + 1
+        elif step.doc >= len(guide.documents) or int(progress["step"]) != len(guide.steps) + step.doc:
+            return [Outgoing(t("stale_button", conv.lang))]  # not the document being asked about
+        else:
+            progress["docs"] = {**progress.get("docs", {}), guide.documents[step.doc]["id"]: step.have}
+            progress["step"] = len(guide.steps) + step.doc + 1
         self._save(conv, guide, progress)
         return self.show(conv, guide, progress)
 
@@ -174,16 +177,16 @@ class GuideFlow:
 
     def show(self, conv: Conversation, guide: Guide, progress: dict[str, Any]) -> list[Outgoing]:
         lang, i = conv.lang, int(progress["step"])
-        back = [Button(t("btn_back", lang), "apply:back")] if i > 0 else []
+        back = [Button(t("btn_back", lang), encode(GuideStep("back")))] if i > 0 else []
         if i < len(guide.steps):
             title, text = guide.step_text(i, lang)
             body = t("apply_step", lang, region=guide.region, n=i + 1, total=len(guide.steps), title=title, text=text)
-            return [Outgoing(body, [[*back, Button(t("btn_next", lang), "apply:next")]])]
+            return [Outgoing(body, [[*back, Button(t("btn_next", lang), encode(GuideStep("next")))]])]
         j = i - len(guide.steps)
         if j < len(guide.documents):
             body = t("apply_doc", lang, n=j + 1, total=len(guide.documents), name=guide.document_name(j, lang))
-            return [Outgoing(body, [[Button(t("btn_have", lang), f"apply:doc:{j}:1"),
-                                     Button(t("btn_not_yet", lang), f"apply:doc:{j}:0")], back])]
+            return [Outgoing(body, [[Button(t("btn_have", lang), encode(GuideStep("doc", j, True))),
+                                     Button(t("btn_not_yet", lang), encode(GuideStep("doc", j, False)))], back])]
         docs = progress.get("docs", {})
         missing = [guide.document_name(k, lang) for k, d in enumerate(guide.documents) if not docs.get(d["id"])]
         progress["finished"] = True

@@ -30,8 +30,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.core.redact import redact
-from bot.db import Base
-from ingest.versions import utcnow
+from common.clock import utcnow
+from common.db import Base
 
 
 class Conversation(Base):
@@ -50,6 +50,8 @@ class Conversation(Base):
     flow_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     guide_progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # per place: step, docs
     dislikes_in_a_row: Mapped[int] = mapped_column(Integer, default=0)
+    # the button data of the numbered options shown last, for channels without buttons ("回复 1 …")
+    choices: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
@@ -100,7 +102,8 @@ class ConversationStore:
             conv = session.scalars(select(Conversation).filter_by(channel=channel, user_id=user_id)
                                    .with_for_update()).first()
             if conv is None:
-                conv = Conversation(channel=channel, user_id=user_id, facts={}, flow_state={}, guide_progress={})
+                conv = Conversation(channel=channel, user_id=user_id, facts={}, flow_state={}, guide_progress={},
+                                    choices=[])
                 session.add(conv)
                 session.flush()
             yield session, conv

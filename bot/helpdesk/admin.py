@@ -21,12 +21,12 @@ import numpy as np
 import yaml
 from sqlalchemy import select
 
-from bot.config import Config
 from bot.core.store import Conversation, Feedback, TranscriptLine
-from bot.db import open_database
 from bot.helpdesk.store import DraftFaq, Ticket
+from common.clock import utcnow
+from common.db import open_database
+from common.settings import Config
 from ingest.embedders import embedder_from_config
-from ingest.versions import utcnow
 
 APPROVED_FILE = "helpdesk-faq.yaml"
 

@@ -8,16 +8,61 @@ a no-op, so nothing is dropped or doubled.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.db import Base
-from ingest.versions import utcnow
+from common.clock import utcnow
+from common.db import Base
 
-WAITING, CLAIMED, RESOLVED = "waiting", "claimed", "resolved"
+
+class TicketState(StrEnum):
+    WAITING = "waiting"
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+
+
+WAITING, CLAIMED, RESOLVED = TicketState.WAITING, TicketState.CLAIMED, TicketState.RESOLVED
+
+
+class EventKind(StrEnum):
+    OPENED = "opened"
+    REOPENED = "reopened"
+    ANNOUNCED = "announced"
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+    WORKER_LEFT = "worker_left"
+    WORKER_MESSAGE = "worker_message"
+    AGENT_MESSAGE = "agent_message"
+    AGENT_PHOTO = "agent_photo"
+    NOTE = "note"
+    DRAFT_FAQ = "draft_faq"
+    UNDELIVERED = "undelivered"  # a relayed message the platform refused; the agent is told why
+
+
+class HandoffReason(StrEnum):
+    WORKER_ASKED = "worker asked"
+    NOT_COVERED = "not covered"
+    DISLIKES = "two 👎 in a row"
+    UNION_TOPIC = "union topic"  # detail: the topic's reason from knowledge/dictionary/handoff.yaml
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """Why a conversation goes to a person; `label` is what the ticket and the report show."""
+
+    reason: HandoffReason
+    detail: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.reason == HandoffReason.UNION_TOPIC:
+            return self.detail
+        return f"{self.reason.value}: {self.detail}" if self.detail else self.reason.value
 
 
 class Ticket(Base):

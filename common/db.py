@@ -1,7 +1,8 @@
-"""Database engine and session factory (SQLAlchemy): SQLite under data_dir by default, any URL at scale.
+"""Database engine and sessions (SQLAlchemy): SQLite under data_dir by default, any URL at scale.
 
-Tables are declared in the modules that own them on the shared `Base`; `open_database`
-creates what is missing.
+Tables are declared on the shared `Base` by the modules that own them; the schema itself is made
+and upgraded by the Alembic migrations in `common/migrations` (`open_database` runs them), so
+opening a database never needs to import the table modules.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from functools import cache
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
-from bot.config import Config
+from common.settings import Settings
 
 
 class Base(DeclarativeBase):
     """Declarative base shared by every table of the project."""
 
 
-def database_url(cfg: Config) -> str:
-    url = (cfg.database.url or "").strip()
+def database_url(cfg: Settings) -> str:
+    url = cfg.database.url.strip()
     return url or f"sqlite:///{cfg.data_path / 'qiuxue.db'}"
 
 
@@ -33,23 +34,21 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
 
 
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url, pool_pre_ping=True, future=True)
+    engine = create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
-def open_database(cfg: Config) -> sessionmaker:
-    """Sessions on the configured database, every known table created; one engine per URL and process."""
+def open_database(cfg: Settings) -> sessionmaker:
+    """Sessions on the configured database, its schema migrated to the newest; one engine per URL and process."""
     return _sessions_for(database_url(cfg))
 
 
 @cache
 def _sessions_for(url: str) -> sessionmaker:
-    import bot.core.store  # noqa: F401  (each import registers its tables on Base)
-    import bot.helpdesk.store  # noqa: F401
-    import ingest.versions  # noqa: F401
+    from common.migrate import upgrade  # alembic is only imported by a process that opens a database
 
     engine = make_engine(url)
-    Base.metadata.create_all(engine)
+    upgrade(engine)
     return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,172 @@
+"""The outbox: every reply and relayed helpdesk message, written in the same transaction as the turn
+(or ticket event) that made it, and marked delivered only when the platform confirmed it.
+
+States: pending → sending → sent | failed | uncertain. A row is marked `sending` (committed) before
+the platform is called, so a restart never sends it twice; a row found `sending` after a crash is
+`uncertain`: the platform may or may not have it (the residual window is the platform call itself,
+typically tens of milliseconds). A permanent refusal (blocked bot, deleted topic, a channel that
+cannot do this, a closed reply window) is `failed` with the reason, at once; a transient one
+(network, 429) is retried with exponential backoff. One address's rows go out in order; a failed
+row never holds up another address, nor later rows of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, func, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from common.clock import aware, utcnow
+from common.db import Base
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+
+
+FINAL = (OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.UNCERTAIN)
+
+
+class OutboxKind(StrEnum):
+    REPLY = "reply"              # the bot's answer to what the worker just wrote
+    PUSH = "push"                # to a worker who did not just write: agent reply, queue news, …
+    COPY = "copy"                # a platform message copied as is (an agent's photo) — same-platform only
+    STAFF_CARD = "staff_card"    # a ticket's summary card on the staff side (opens its topic)
+    STAFF_TEXT = "staff_text"    # a line in the ticket's staff topic
+
+
+class OutboxItem(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(32), index=True)
+    address: Mapped[str] = mapped_column(String(128))  # worker id on that channel, or a ticket id on a staff side
+    kind: Mapped[str] = mapped_column(String(16), default=OutboxKind.REPLY)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # text, buttons, link, …
+    ticket_event_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_events.id", ondelete="SET NULL"),
+                                                        nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    error: Mapped[str] = mapped_column(Text, default="")
+    platform_ref: Mapped[str] = mapped_column(String(200), default="")  # the platform's message id(s)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    channel: str
+    address: str
+    kind: str
+    payload: dict[str, Any]
+    ticket_event_id: int | None
+    attempts: int
+
+
+class Outbox:
+    def __init__(self, sessions: sessionmaker) -> None:
+        self.sessions = sessions
+
+    @staticmethod
+    def add(session: Session, channel: str, address: str, payload: dict[str, Any],
+            kind: OutboxKind = OutboxKind.REPLY, ticket_event_id: int | None = None) -> OutboxItem:
+        item = OutboxItem(channel=channel, address=str(address), kind=kind, payload=payload,
+                          ticket_event_id=ticket_event_id)
+        session.add(item)
+        session.flush()
+        return item
+
+    def claim(self, channels: set[str], limit: int = 50) -> list[Claimed]:
+        """Rows this process may send now: per address the oldest unfinished one, if it is due.
+
+        Each returned row is already marked `sending` (committed): whoever claimed it owns it.
+        """
+        if not channels:
+            return []
+        now = utcnow()
+        with self.sessions() as s:
+            heads = s.execute(select(OutboxItem.channel, OutboxItem.address, func.min(OutboxItem.id))
+                              .where(OutboxItem.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+                                     OutboxItem.channel.in_(channels))
+                              .group_by(OutboxItem.channel, OutboxItem.address)
+                              .order_by(func.min(OutboxItem.id)).limit(limit)).all()
+        claimed: list[Claimed] = []
+        for _channel, _address, head_id in heads:
+            with self.sessions.begin() as s:
+                got = s.execute(update(OutboxItem).where(OutboxItem.id == head_id,
+                                                         OutboxItem.status == OutboxStatus.PENDING,
+                                                         OutboxItem.not_before <= now)
+                                .values(status=OutboxStatus.SENDING, attempts=OutboxItem.attempts + 1))
+                if got.rowcount != 1:
+                    continue  # in backoff, or another process took it
+                row = s.get(OutboxItem, head_id)
+                claimed.append(Claimed(row.id, row.channel, row.address, row.kind, dict(row.payload),
+                                       row.ticket_event_id, row.attempts))
+        return claimed
+
+    def sent(self, item_id: int, platform_ref: str = "") -> None:
+        self._finish(item_id, OutboxStatus.SENT, "", platform_ref)
+
+    def failed(self, item_id: int, error: str) -> None:
+        self._finish(item_id, OutboxStatus.FAILED, error, "")
+
+    def retry_later(self, item_id: int, error: str, delay: timedelta) -> None:
+        with self.sessions.begin() as s:
+            row = s.get(OutboxItem, item_id)
+            if row is not None and row.status == OutboxStatus.SENDING:
+                row.status, row.error, row.not_before = OutboxStatus.PENDING, error[:2000], utcnow() + delay
+
+    def progress(self, item_id: int, platform_ref: str) -> None:
+        """Record the parts already sent of a multi-part message (a retry continues after them)."""
+        with self.sessions.begin() as s:
+            row = s.get(OutboxItem, item_id)
+            if row is not None:
+                row.platform_ref = platform_ref[:200]
+
+    def recover(self, channels: set[str]) -> list[int]:
+        """After a crash: rows left `sending` by a dead process become `uncertain` (never resent)."""
+        with self.sessions.begin() as s:
+            rows = list(s.scalars(select(OutboxItem).where(OutboxItem.status == OutboxStatus.SENDING,
+                                                           OutboxItem.channel.in_(channels))))
+            for row in rows:
+                row.status = OutboxStatus.UNCERTAIN
+                row.error = "the process sending this stopped mid-send; the platform may or may not have it"
+            return [r.id for r in rows]
+
+    def _finish(self, item_id: int, status: OutboxStatus, error: str, platform_ref: str) -> None:
+        with self.sessions.begin() as s:
+            row = s.get(OutboxItem, item_id)
+            if row is None:
+                return
+            row.status, row.error = status, error[:2000]
+            if platform_ref:
+                row.platform_ref = platform_ref[:200]
+            if status == OutboxStatus.SENT:
+                row.sent_at = utcnow()
+
+    def get(self, item_id: int) -> OutboxItem | None:
+        with self.sessions() as s:
+            return s.get(OutboxItem, item_id)
+
+    def for_event(self, event_id: int) -> list[OutboxItem]:
+        with self.sessions() as s:
+            return list(s.scalars(select(OutboxItem).where(OutboxItem.ticket_event_id == event_id)))
+
+    def counts(self) -> dict[str, int]:
+        with self.sessions() as s:
+            return {str(k): int(v) for k, v in s.execute(select(OutboxItem.status, func.count())
+                                                         .group_by(OutboxItem.status)).all()}
+
+    @staticmethod
+    def is_due(row: OutboxItem) -> bool:
+        return aware(row.not_before) <= utcnow()

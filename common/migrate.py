@@ -1,0 +1,50 @@
+"""Schema migrations (Alembic), run by `open_database`: a database made by any earlier version upgrades in place.
+
+A database made before migrations existed (tables but no `alembic_version`) is stamped with the first
+revision, which is exactly the schema `create_all` made then, and upgraded from there. Concurrent
+processes are serialised (PostgreSQL advisory lock; SQLite's write lock).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect, text
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+FIRST = "0001"
+_LOCK_KEY = 0x71697578  # "qiux"
+
+
+def alembic_config() -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head() -> str:
+    return str(ScriptDirectory.from_config(alembic_config()).get_current_head())
+
+
+def current(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision`; a no-op when it is there already."""
+    if revision == "head" and current(engine) == head():
+        return
+    config = alembic_config()
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+        config.attributes["connection"] = conn
+        tables = set(inspect(conn).get_table_names())
+        if "alembic_version" not in tables and "conversations" in tables:
+            command.stamp(config, FIRST)  # made by create_all before migrations existed
+        command.upgrade(config, revision)
