@@ -7,12 +7,12 @@ import logging
 import sys
 
 from bot.ask import add_commands as add_ask_commands
-from bot.channels.telegram import add_commands as add_serve_commands
 from bot.channels.terminal import add_commands as add_chat_commands
 from bot.check import add_commands as add_check_commands
 from bot.core.redact import install_log_redaction
 from bot.evaluation import add_commands as add_eval_commands
 from bot.helpdesk.admin import add_commands as add_helpdesk_commands
+from bot.server import add_commands as add_serve_commands
 from common.settings import load_config
 from ingest.cli import add_commands as add_ingest_commands
 

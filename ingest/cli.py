@@ -12,8 +12,9 @@ import sys
 
 from common.db import open_database
 from common.settings import Config
+from ingest import admin
 from ingest.refresh import RefreshError, refresh, rollback
-from ingest.versions import all_versions, live_version
+from ingest.versions import live_version
 
 EXIT_FAILED, EXIT_PARTIAL = 1, 3
 
@@ -55,36 +56,13 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False))
     else:
-        state = "now live" if report.switched else "unchanged, still live"
-        print(f"{report.version} {state}: {report.documents} documents, {report.chunks} chunks "
-              f"(added {report.added}, updated {report.updated}, removed {report.removed}, "
-              f"unchanged {report.unchanged})")
+        print(admin.refresh_text(report).splitlines()[0])
     return EXIT_PARTIAL if report.errors else 0
 
 
 def cmd_kb_status(cfg: Config, args: argparse.Namespace) -> int:
-    sessions = open_database(cfg)
-    live = live_version(sessions)
-    rows = [{
-        "version": v.version, "live": bool(live and v.version == live.version), "status": v.status,
-        "documents": v.documents, "chunks": v.chunks, "embedder": v.embedder,
-        "created_at": v.created_at.isoformat(timespec="seconds") if v.created_at else None,
-        "created_by": v.created_by, **{k: (v.stats or {}).get(k, 0)
-                                       for k in ("added", "updated", "removed", "unchanged")},
-        "errors": (v.stats or {}).get("errors", []),
-    } for v in all_versions(sessions)]
-    if args.json:
-        print(json.dumps({"live": live.version if live else None, "versions": rows}, ensure_ascii=False))
-        return 0
-    if not rows:
-        print("no index yet: run `qiuxue ingest`")
-        return 0
-    print(f"{'':2}{'version':<24}{'status':<10}{'docs':>6}{'chunks':>8}  {'+/~/-/=':<14}{'when':<21}by")
-    for r in rows:
-        delta = f"{r['added']}/{r['updated']}/{r['removed']}/{r['unchanged']}"
-        print(f"{'*' if r['live'] else '':2}{r['version']:<24}{r['status']:<10}{r['documents']:>6}"
-              f"{r['chunks']:>8}  {delta:<14}{(r['created_at'] or '')[:19]:<21}{r['created_by']}")
-    print("* = live; +/~/-/= = added/updated/removed/unchanged documents")
+    data = admin.status(cfg)
+    print(json.dumps(data, ensure_ascii=False) if args.json else admin.status_text(data))
     return 0
 
 
@@ -94,5 +72,5 @@ def cmd_kb_rollback(cfg: Config, args: argparse.Namespace) -> int:
     except RefreshError as exc:
         print(f"rollback failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"{target.version} is live again ({target.documents} documents, {target.chunks} chunks)")
+    print(admin.rollback_text(target))
     return 0

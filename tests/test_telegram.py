@@ -1,4 +1,4 @@
-"""The real python-telegram-bot Application over HTTP against the fake Bot API on 127.0.0.1."""
+"""The Telegram channel on the real serving stack (hub, inbox, outbox) against the fake Bot API on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from bot.channels.telegram import TelegramChannel, split_message
+from bot.channels import telegram
+from bot.channels.telegram_api import split_message
 from bot.core.dialogue import Dialogue
+from bot.core.hub import Hub
 from common.settings import Config
 from tests.conftest import make_config
 from tests.fakes.telegram_server import FakeBotApi
+from tests.serving import TOKEN, free_port, running_hub
 
-TOKEN = "123456789:AAFakeTokenForTests_0123456789abcdef"
 ADMIN = 1001
 
 
@@ -23,26 +25,20 @@ def plain(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
+FAST = {"QIUXUE__TELEGRAM__POLL_TIMEOUT_SECONDS": "1", "QIUXUE__DELIVERY__POLL_SECONDS": "0.05"}
+
+
 @pytest.fixture
 def tg_cfg(kb_cfg: Config, fake: FakeBotApi, tmp_path) -> Config:  # type: ignore[no-untyped-def]
-    return make_config(tmp_path, QIUXUE__DATA_DIR=str(kb_cfg.data_path),
+    return make_config(tmp_path, QIUXUE__DATA_DIR=str(kb_cfg.data_path), **FAST,
                        QIUXUE__TELEGRAM__BASE_URL=f"{fake.base_url}/bot", QIUXUE__TELEGRAM__ADMINS=f"[{ADMIN}]")
 
 
 @asynccontextmanager
-async def running_bot(cfg: Config) -> AsyncIterator[TelegramChannel]:
-    channel = TelegramChannel(cfg, Dialogue(cfg), TOKEN)
-    app = channel.build()
-    async with app:
-        await app.start()
-        await app.updater.start_polling(poll_interval=0, timeout=1)
-        await channel.started(app)
-        try:
-            yield channel
-        finally:
-            await channel.stopped()
-            await app.updater.stop()
-            await app.stop()
+async def running_bot(cfg: Config, *extra: object) -> AsyncIterator[Hub]:
+    """The Telegram channel (polling the fake Bot API) and any extra channels on a running hub."""
+    async with running_hub(cfg, *extra) as hub:
+        yield hub
 
 
 class Worker:
@@ -166,28 +162,36 @@ def test_long_replies_are_split_and_escaped() -> None:
     assert plain("".join(parts)).replace("\n", "") == text.replace("\n", "")
 
 
-def test_webhook_mode_checks_the_secret_token(tg_cfg, fake, free_tcp_port) -> None:  # type: ignore[no-untyped-def]
+def test_webhook_mode_checks_the_secret_token(kb_cfg, fake, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     secret = "s3cret-token_for-tests"
-    url = f"http://127.0.0.1:{free_tcp_port}/telegram"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/telegram"
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", secret)
+    cfg = make_config(tmp_path, QIUXUE__DATA_DIR=str(kb_cfg.data_path), **FAST,
+                      QIUXUE__TELEGRAM__BASE_URL=f"{fake.base_url}/bot", QIUXUE__TELEGRAM__MODE="webhook",
+                      QIUXUE__TELEGRAM__WEBHOOK_URL=url, QIUXUE__SERVER__PORT=str(port))
 
     async def scenario() -> None:
-        channel = TelegramChannel(tg_cfg, Dialogue(tg_cfg), TOKEN)
-        app = channel.build()
-        async with app:
-            await app.start()
-            await app.updater.start_webhook(listen="127.0.0.1", port=free_tcp_port, url_path="telegram",
-                                            webhook_url=url, secret_token=secret)
-            try:
-                assert fake.webhook_url == url and fake.webhook_secret == secret
-                fake.send_text(509, "广东能补多少钱")  # queued at the fake; delivered by webhook below
-                forged = await asyncio.to_thread(fake.post_update_to, url, fake.pending_updates()[0], "wrong")
-                assert forged == 403
-                statuses = await asyncio.to_thread(fake.deliver_webhook)
-                assert statuses == [200]
-                reply = await fake.wait_for_async(lambda r: "来源" in plain(r["text"]))
-                assert str(reply["chat_id"]) == "509"
-            finally:
-                await app.updater.stop()
-                await app.stop()
+        async with running_hub(cfg, serve_http=True):
+            assert fake.webhook_url == url and fake.webhook_secret == secret
+            fake.send_text(509, "广东能补多少钱")  # queued at the fake; delivered by webhook below
+            update = fake.pending_updates()[0]
+            assert await asyncio.to_thread(fake.post_update_to, url, update, "wrong") == 403
+            assert await asyncio.to_thread(fake.post_update_to, url, update, None) == 403
+            statuses = await asyncio.to_thread(fake.deliver_webhook)
+            assert statuses == [200]
+            reply = await fake.wait_for_async(lambda r: "来源" in plain(r["text"]))
+            assert str(reply["chat_id"]) == "509"
+            assert await asyncio.to_thread(fake.post_update_to, url, update, secret) == 200  # re-delivered: once
+            await asyncio.sleep(0.5)
+            assert len([r for r in fake.sent(509) if "来源" in plain(r["text"])]) == 1
 
     asyncio.run(scenario())
+
+
+def test_webhook_mode_refuses_to_start_without_a_secret(kb_cfg, fake, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("TELEGRAM_WEBHOOK_SECRET", raising=False)
+    cfg = make_config(tmp_path, QIUXUE__DATA_DIR=str(kb_cfg.data_path), QIUXUE__TELEGRAM__MODE="webhook",
+                      QIUXUE__TELEGRAM__BASE_URL=f"{fake.base_url}/bot")
+    with pytest.raises(SystemExit, match="TELEGRAM_WEBHOOK_SECRET"):
+        telegram.create(cfg, Hub(Dialogue(cfg)), TOKEN)

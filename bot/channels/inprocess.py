@@ -3,16 +3,53 @@
     worker = InProcessChat(dialogue, "u1")
     worker.say("广东能补多少钱")        # → list of Outgoing
     worker.press("👍 有用")            # presses a button of the last replies by its label
+
+`InProcessChannel` is the same worker side as a hub channel: registered with a `Hub`, it receives
+pushes (an agent's reply, queue news) in `pushed[user_id]`, as a phone would.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+from bot.channels.base import Capabilities, PermanentFailure, outgoing_from
 from bot.core.dialogue import Dialogue
 from bot.core.messages import BUTTON, UNSUPPORTED, Button, Incoming, Outgoing
+from bot.core.outbox import Claimed
+
+CHANNEL = "test"
+
+
+class InProcessChannel:
+    name = CHANNEL
+
+    def __init__(self, capabilities: Capabilities | None = None, refuse: set[str] | None = None) -> None:
+        self.capabilities = capabilities or Capabilities()
+        self.pushed: dict[str, list[Outgoing]] = defaultdict(list)
+        self.refuse = refuse or set()  # user ids whose phone refuses messages (blocked the bot)
+        self.arrived = asyncio.Event()
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def routes(self) -> list[Any]:
+        return []
+
+    async def handle_platform(self, payload: dict[str, Any]) -> None: ...
+
+    async def send(self, item: Claimed) -> str:
+        if item.address in self.refuse:
+            raise PermanentFailure("the worker blocked the bot")
+        self.pushed[item.address].append(outgoing_from(item.payload))
+        self.arrived.set()
+        return f"test-{item.id}"
 
 
 class InProcessChat:
-    def __init__(self, dialogue: Dialogue, user_id: str, channel: str = "test") -> None:
+    def __init__(self, dialogue: Dialogue, user_id: str, channel: str = CHANNEL) -> None:
         self.dialogue, self.user_id, self.channel = dialogue, user_id, channel
         self.last: list[Outgoing] = []
         self.history: list[Outgoing] = []
@@ -28,6 +65,10 @@ class InProcessChat:
     def send_media(self, media: str) -> list[Outgoing]:
         return self._send(Incoming(self.channel, self.user_id, kind=UNSUPPORTED, media=media))
 
+    def press_data(self, data: str) -> list[Outgoing]:
+        """Press a button by its raw data (forged or stale data included)."""
+        return self._send(Incoming(self.channel, self.user_id, kind=BUTTON, button=data))
+
     @property
     def buttons(self) -> list[Button]:
         return [b for reply in self.last for row in reply.buttons for b in row]
@@ -37,7 +78,7 @@ class InProcessChat:
         matches = [b for b in self.buttons if label in b.label]
         if not matches:
             raise AssertionError(f"no button {label!r} in {[b.label for b in self.buttons]}")
-        return self._send(Incoming(self.channel, self.user_id, kind=BUTTON, button=matches[0].data))
+        return self.press_data(matches[0].data)
 
     @property
     def text(self) -> str:

@@ -1,242 +1,253 @@
-"""Telegram channel: python-telegram-bot 22 around the dialogue core (long polling, or webhook).
+"""Telegram channel: python-telegram-bot 22's `Bot` for the API, our own receiving so nothing is lost.
 
-- Private chats only. Text and button presses go to the core; stickers, photos, voice, files and
-  edited messages get a clear reply from the core. The core runs in a worker thread; a per-user
-  lock keeps each worker's messages in order while different workers are served concurrently.
-- Replies are MarkdownV2-escaped, split under Telegram's 4,096-character limit (buttons on the
-  last part), and retried on 429 RetryAfter (waiting as told) and on network errors (backoff).
-- `/kb_status` and `/kb_refresh` only for the user ids in `telegram.admins`; others are refused
-  and the attempt is logged.
+- **In**: long polling (our loop over raw `getUpdates`) or a webhook route in the `qiuxue serve`
+  app. Each update is stored in the hub's inbox (keyed by update_id) before Telegram is told it
+  arrived — the next `getUpdates` offset, or the webhook's 200 — so a crash never loses one and a
+  re-delivered one is handled once. An update that cannot be parsed is skipped with one log line.
+- Private chats are workers: text, button presses, and media/edits (the core answers those). The
+  staff group (`helpdesk.chat_id`) goes to `telegram_staff.py`; admin commands (`/kb_status`,
+  `/kb_refresh`, for `telegram.admins` only) to the knowledge-base admin service.
+- **Out**: MarkdownV2, split under 4,096 characters (buttons on the last part; a retry continues
+  after the parts already sent), 429 RetryAfter waited out, network errors retried; Telegram's
+  refusals (blocked bot, bad request) are permanent failures the core records.
+- Webhook mode refuses to start without `TELEGRAM_WEBHOOK_SECRET` (fail closed); a POST without the
+  secret header is refused (403), an invalid body gets 400.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import json
 import logging
-import os
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from telegram import Bot, Update
 from telegram.constants import MessageLimit, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
-from telegram.ext import (
-    Application,
-    CallbackQueryHandler,
-    CommandHandler,
-    ContextTypes,
-    MessageHandler,
-    filters,
-)
-from telegram.helpers import escape_markdown
 
-from bot.channels.telegram_helpdesk import TelegramHelpdesk
-from bot.core.dialogue import Dialogue
+from bot.channels.base import Capabilities, outgoing_from
+from bot.channels.telegram_api import (
+    keyboard,
+    make_bot,
+    split_message,
+    token_from_env,
+    webhook_secret_from_env,
+    with_retry,
+)
+from bot.channels.telegram_staff import TelegramStaff
+from bot.core.hub import Hub
 from bot.core.messages import BUTTON, EDITED, TEXT, UNSUPPORTED, Incoming, Outgoing
+from bot.core.outbox import Claimed, OutboxKind
 from bot.i18n import t
-from common.settings import Config
+from bot.kb_admin import KbAdmin
+from common.settings import Settings
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
-MAX_ATTEMPTS = 4
+ADMIN_COMMANDS = ("kb_status", "kb_refresh")
 MEDIA = (("sticker", "sticker"), ("photo", "photo"), ("voice", "voice"), ("audio", "voice"),
          ("video", "video"), ("video_note", "video"), ("animation", "video"), ("document", "file"))
-
-
-def split_message(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
-    """MarkdownV2-escaped parts of `text`, each at most `limit` characters once escaped."""
-    parts: list[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
-        while len(escape_markdown(line, version=2)) > limit:  # one huge line: cut it
-            cut = limit // 2
-            parts.extend([escape_markdown(current, version=2)] if current else [])
-            current = ""
-            parts.append(escape_markdown(line[:cut], version=2))
-            line = line[cut:]
-        if len(escape_markdown(current + line, version=2)) > limit:
-            parts.append(escape_markdown(current, version=2))
-            current = ""
-        current += line
-    if current or not parts:
-        parts.append(escape_markdown(current, version=2))
-    return [p for p in parts if p.strip()] or [escape_markdown(text or " ", version=2)]
-
-
-def keyboard(reply: Outgoing) -> InlineKeyboardMarkup | None:
-    rows = [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in reply.buttons]
-    if reply.link:
-        rows.append([InlineKeyboardButton("🔗", url=reply.link)])
-    return InlineKeyboardMarkup(rows) if rows else None
-
-
-def _seconds(retry_after: Any) -> float:
-    return float(retry_after.total_seconds()) if hasattr(retry_after, "total_seconds") else float(retry_after)
-
-
-async def with_retry(call: Callable[[], Awaitable[Any]], what: str) -> Any:
-    """Run a Bot API call, waiting out 429s and retrying network errors with backoff."""
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            return await call()
-        except RetryAfter as exc:
-            wait = _seconds(exc.retry_after)
-            log.warning("%s: rate limited by Telegram, retrying in %.1fs", what, wait)
-            await asyncio.sleep(wait)
-        except (TimedOut, NetworkError) as exc:
-            if isinstance(exc, BadRequest | Forbidden) or attempt == MAX_ATTEMPTS:
-                raise
-            log.warning("%s: %s, retry %d", what, type(exc).__name__, attempt)
-            await asyncio.sleep(0.5 * 2 ** (attempt - 1))
-    return await call()
+UPDATE_TYPES = ["message", "edited_message", "callback_query"]
+__all__ = ["TelegramChannel", "create", "split_message"]
 
 
 class TelegramChannel:
-    def __init__(self, cfg: Config, dialogue: Dialogue, token: str) -> None:
-        self.cfg, self.dialogue, self.token = cfg, dialogue, token
-        self.admins = {int(a) for a in cfg.telegram.admins or []}
-        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.staff = (TelegramHelpdesk(cfg, dialogue.helpdesk, self.deliver, self._worker_lang)
-                      if int(cfg.helpdesk.chat_id or 0) else None)
+    """Workers in private chats; hands the staff group's updates to `TelegramStaff`."""
 
-    def build(self) -> Application:  # type: ignore[type-arg]
-        base = str(self.cfg.telegram.base_url).rstrip("/")
-        app = (Application.builder().token(self.token).base_url(base)
-               .base_file_url(base.replace("/bot", "/file/bot") if base.endswith("/bot") else base + "/file")
-               .concurrent_updates(True).connection_pool_size(64).pool_timeout(10.0).build())
-        private = filters.ChatType.PRIVATE
-        if self.staff is not None:
-            self.staff.add_handlers(app)
-        app.add_handler(CommandHandler(["kb_status", "kb_refresh"], self.on_admin, filters=private))
-        app.add_handler(CallbackQueryHandler(self.on_button, pattern=r"^(?!hd:)"))
-        app.add_handler(MessageHandler(private & filters.UpdateType.MESSAGES, self.on_message))
-        app.add_error_handler(self.on_error)
-        return app
+    name = CHANNEL
+    capabilities = Capabilities(buttons=True, copies_media=True, max_text=MessageLimit.MAX_TEXT_LENGTH)
 
-    # -- incoming ---------------------------------------------------------------------------------
-    async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Text, media and edits from a worker's private chat, mapped to one Incoming."""
-        msg, user = update.effective_message, update.effective_user
-        if msg is None or user is None:
-            return
-        if update.edited_message is not None:
-            kind, text, media = EDITED, msg.text or "", ""
-        elif msg.text is not None:
-            kind, text, media = TEXT, msg.text, ""
+    def __init__(self, cfg: Settings, hub: Hub, token: str, bot: Bot | None = None) -> None:
+        self.cfg, self.hub = cfg, hub
+        self.bot = bot or make_bot(cfg, token)
+        self.mode = cfg.telegram.mode
+        self.secret = webhook_secret_from_env() if self.mode == "webhook" else ""
+        self.admins = set(cfg.telegram.admins)
+        self.staff_chat = cfg.helpdesk.chat_id
+        self.kb = KbAdmin(cfg)
+        self._poller: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.bot.initialize()
+        if self.mode == "webhook":
+            await with_retry(lambda: self.bot.set_webhook(self.cfg.telegram.webhook_url, secret_token=self.secret,
+                                                          allowed_updates=UPDATE_TYPES), "setWebhook")
         else:
-            kind, text = UNSUPPORTED, msg.caption or ""
-            media = next((name for attr, name in MEDIA if getattr(msg, attr, None)), "other")
-        await self._handle(Incoming(CHANNEL, str(user.id), text, kind=kind, media=media,
-                                    display_name=user.full_name), msg.chat_id, context)
+            await with_retry(lambda: self.bot.delete_webhook(drop_pending_updates=False), "deleteWebhook")
+            self._poller = asyncio.create_task(self._poll(), name="telegram-polling")
 
-    async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        query, user = update.callback_query, update.effective_user
-        if query is None or user is None:
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        with contextlib.suppress(Exception):
+            await self.bot.shutdown()
+
+    def routes(self) -> list[BaseRoute]:
+        if self.mode != "webhook":
+            return []
+        return [Route(f"/{self.cfg.telegram.webhook_path.strip('/')}", self._webhook, methods=["POST"])]
+
+    # -- receiving ------------------------------------------------------------------------------------
+    async def _poll(self) -> None:
+        """getUpdates with an offset that moves past an update only once it is stored."""
+        offset: int | None = None
+        timeout = self.cfg.telegram.poll_timeout_seconds
+        while True:
+            try:
+                batch = await self.bot.do_api_request(
+                    "getUpdates", api_kwargs={"offset": offset, "timeout": timeout, "allowed_updates": UPDATE_TYPES})
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("getUpdates failed (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1.0)
+                continue
+            for raw in batch if isinstance(batch, list) else []:
+                update_id = raw.get("update_id") if isinstance(raw, dict) else None
+                if not isinstance(update_id, int) or isinstance(update_id, bool):
+                    log.warning("skipping an update without a numeric update_id")
+                    continue
+                try:
+                    await self.receive(raw)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # not stored (database down?): fetch it again later, from here
+                    log.exception("could not store update %s; will fetch it again", update_id)
+                    await asyncio.sleep(1.0)
+                    break
+                offset = update_id + 1
+
+    async def _webhook(self, request: Request) -> Response:
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+            log.warning("refused a webhook POST without the right secret token")
+            return JSONResponse({"error": "forbidden"}, status_code=403)
+        try:
+            raw = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return JSONResponse({"error": "invalid JSON"}, status_code=400)
+        if not isinstance(raw, dict) or not isinstance(raw.get("update_id"), int):
+            return JSONResponse({"error": "not an update"}, status_code=400)
+        try:
+            await self.receive(raw)
+        except Exception:
+            log.exception("could not store update %s", raw.get("update_id"))
+            return JSONResponse({"error": "try again"}, status_code=503)  # Telegram retries
+        return JSONResponse({"ok": True})
+
+    async def receive(self, raw: dict[str, Any]) -> None:
+        """Store one update where it belongs (worker, staff group, admin); unparseable ones are skipped.
+
+        Keyed by update_id plus a digest of its content: Telegram re-delivers an update identically,
+        while an update_id can be reused after a week without updates (then chosen at random)."""
+        digest = hashlib.sha256(json.dumps(raw, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+        update_id = f"{raw['update_id']}:{digest}"
+        try:
+            update = Update.de_json(raw, self.bot)
+        except Exception as exc:
+            log.warning("skipping update %s that Telegram's schema does not parse: %s", raw["update_id"],
+                        type(exc).__name__)
             return
-        await with_retry(query.answer, "answerCallbackQuery")
-        message = query.message
-        if message is not None and getattr(message, "reply_markup", None):  # no double presses
-            with contextlib.suppress(BadRequest):  # already edited, or too old to edit
-                await with_retry(lambda: query.edit_message_reply_markup(reply_markup=None), "editMessageReplyMarkup")
-        chat_id = message.chat.id if message is not None else user.id
-        await self._handle(Incoming(CHANNEL, str(user.id), kind=BUTTON, button=query.data or "",
-                                    display_name=user.full_name), chat_id, context)
+        chat = update.effective_chat
+        user = update.effective_user
+        if chat is None or user is None:
+            return  # nothing this bot handles (e.g. an unknown update type)
+        if self.staff_chat and chat.id == self.staff_chat:
+            if update.message is not None or update.callback_query is not None:
+                await self.hub.receive_platform("telegram_staff", update_id, "telegram_staff", raw)
+            return
+        if chat.type != "private":
+            return
+        msg = update.effective_message
+        command = (msg.text or "").split()[0].lstrip("/").split("@")[0] if msg is not None and msg.text else ""
+        if update.message is not None and (msg.text or "").startswith("/") and command in ADMIN_COMMANDS:
+            await self.hub.receive_platform(CHANNEL, update_id, f"{CHANNEL}-admin:{user.id}", raw)
+            return
+        incoming = await self._incoming(update)
+        if incoming is not None:
+            await self.hub.receive(incoming, update_id)
 
-    async def _handle(self, msg: Incoming, chat_id: int, context: ContextTypes.DEFAULT_TYPE) -> None:
-        async with self._locks[msg.user_id]:  # a worker's messages are handled in order
-            turn = await asyncio.to_thread(self.dialogue.turn, msg)
-            await self.deliver(context.bot, chat_id, turn.replies)
-            if self.staff is not None:
-                await self.staff.after_turn(context.bot, turn.opened, turn.ticket_id)
+    async def _incoming(self, update: Update) -> Incoming | None:
+        user = update.effective_user
+        assert user is not None
+        name = user.full_name
+        if update.callback_query is not None:
+            query = update.callback_query
+            with contextlib.suppress(Exception):  # stop the spinner; a re-delivered press may be too old to answer
+                await with_retry(query.answer, "answerCallbackQuery")
+            message = query.message
+            if message is not None and getattr(message, "reply_markup", None):  # no double presses
+                with contextlib.suppress(Exception):
+                    await with_retry(lambda: query.edit_message_reply_markup(reply_markup=None),
+                                     "editMessageReplyMarkup")
+            return Incoming(CHANNEL, str(user.id), kind=BUTTON, button=query.data or "", display_name=name)
+        msg = update.effective_message
+        if msg is None:
+            return None
+        if update.edited_message is not None:
+            return Incoming(CHANNEL, str(user.id), msg.text or "", kind=EDITED, display_name=name)
+        if msg.text is not None:
+            return Incoming(CHANNEL, str(user.id), msg.text, kind=TEXT, display_name=name)
+        media = next((label for attr, label in MEDIA if getattr(msg, attr, None)), "other")
+        return Incoming(CHANNEL, str(user.id), msg.caption or "", kind=UNSUPPORTED, media=media, display_name=name)
 
-    async def started(self, app: Application) -> None:  # type: ignore[type-arg]
-        """Once the bot runs: the helpdesk relay delivers what a restart left pending."""
-        if self.staff is not None:
-            await self.staff.started(app)
-
-    async def stopped(self) -> None:
-        if self.staff is not None:
-            await self.staff.stopped()
-
-    def _worker_lang(self, ticket: Any) -> str:
-        from bot.core.store import Conversation
-
-        with self.dialogue.store.sessions() as s:
-            conv = s.get(Conversation, ticket.conversation_id)
-            return conv.lang if conv else "zh"
-
-    async def deliver(self, bot: Any, chat_id: int, replies: list[Outgoing], thread_id: int | None = None) -> None:
-        for reply in replies:
-            parts = split_message(reply.text)
-            for n, part in enumerate(parts):
-                markup = keyboard(reply) if n == len(parts) - 1 else None
-                await with_retry(lambda part=part, markup=markup: bot.send_message(
-                    chat_id, part, parse_mode=ParseMode.MARKDOWN_V2, reply_markup=markup,
-                    message_thread_id=thread_id), "sendMessage")
-
-    # -- admins -----------------------------------------------------------------------------------
-    async def on_admin(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    # -- platform updates (admin commands) ----------------------------------------------------------
+    async def handle_platform(self, payload: dict[str, Any]) -> None:
+        update = Update.de_json(payload, self.bot)
         msg, user = update.effective_message, update.effective_user
         if msg is None or user is None:
             return
         command = (msg.text or "").split()[0].lstrip("/").split("@")[0]
         if user.id not in self.admins:
             log.warning("refused /%s from non-admin Telegram user %s", command, user.id)
-            await self.deliver(context.bot, msg.chat_id, [Outgoing(t("admin_refused", "zh"))])
-            return
-        text = await asyncio.to_thread(self._admin_command, command, user.id)
-        await self.deliver(context.bot, msg.chat_id, [Outgoing(text)])
+            text = t("admin_refused", "zh")
+        elif command == "kb_refresh":
+            text = await asyncio.to_thread(self.kb.refresh_text, f"telegram:{user.id}")
+        else:
+            text = await asyncio.to_thread(self.kb.status_text)
+        await self.send_text(msg.chat_id, Outgoing(text))
 
-    def _admin_command(self, command: str, user_id: int) -> str:
-        from ingest.refresh import RefreshError, refresh
-        from ingest.versions import all_versions, live_version
+    # -- sending --------------------------------------------------------------------------------------
+    async def send(self, item: Claimed) -> str:
+        if item.kind == OutboxKind.COPY:
+            copied = await with_retry(lambda: self.bot.copy_message(
+                int(item.address), int(item.payload["from_chat_id"]), int(item.payload["message_id"])), "copyMessage")
+            return str(copied.message_id)
+        done = [p for p in item.platform_ref.split(",") if p]
+        return await self.send_text(int(item.address), outgoing_from(item.payload), done=done, item_id=item.id)
 
-        sessions = self.dialogue.store.sessions
-        if command == "kb_refresh":
-            try:
-                r = refresh(self.cfg, by=f"telegram:{user_id}")
-            except RefreshError as exc:
-                return f"refresh failed, the live version still serves: {exc}"
-            errors = "\n".join(f"cannot read {e}" for e in r.errors)
-            return (f"{r.version} {'now live' if r.switched else 'unchanged'}: {r.documents} documents, "
-                    f"{r.chunks} chunks (+{r.added} ~{r.updated} -{r.removed} ={r.unchanged})\n{errors}").strip()
-        live = live_version(sessions)
-        lines = [f"live: {live.version if live else 'none'}"]
-        for v in all_versions(sessions)[:5]:
-            lines.append(f"{v.version} {v.status} {v.documents} docs {v.chunks} chunks "
-                         f"{v.created_at:%Y-%m-%d %H:%M} by {v.created_by}")
-        return "\n".join(lines)
-
-    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        log.error("error while handling an update: %s", context.error, exc_info=context.error)
-
-
-def token_from_env() -> str:
-    token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
-    if not token:
-        raise SystemExit("TELEGRAM_BOT_TOKEN is not set (the token never goes in config.yaml)")
-    return token
+    async def send_text(self, chat_id: int, reply: Outgoing, thread_id: int | None = None,
+                        done: list[str] | None = None, item_id: int | None = None) -> str:
+        """Send a reply in parts; returns the message ids. With `item_id`, progress is recorded per part."""
+        sent = list(done or [])
+        parts = split_message(reply.text)
+        for n, part in enumerate(parts):
+            if n < len(sent):
+                continue  # sent by an earlier attempt
+            markup = keyboard(reply) if n == len(parts) - 1 else None
+            message = await with_retry(lambda part=part, markup=markup: self.bot.send_message(
+                chat_id, part, parse_mode=ParseMode.MARKDOWN_V2, reply_markup=markup,
+                message_thread_id=thread_id), "sendMessage")
+            sent.append(str(message.message_id))
+            if item_id is not None and n < len(parts) - 1:
+                await asyncio.to_thread(self.hub.outbox.progress, item_id, ",".join(sent))
+        return ",".join(sent)
 
 
-def add_commands(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run the bot on a messaging channel")
-    p.add_argument("--telegram", action="store_true", required=True, help="Telegram (token: TELEGRAM_BOT_TOKEN)")
-    p.set_defaults(func=lambda cfg, args: serve(cfg))
-
-
-def serve(cfg: Config) -> int:
-    """Run the Telegram bot until interrupted: long polling, or a webhook if configured."""
-    channel = TelegramChannel(cfg, Dialogue(cfg), token_from_env())
-    app = channel.build()
-    app.post_init = channel.started
-    app.post_shutdown = lambda _app: channel.stopped()
-    tg = cfg.telegram
-    if str(tg.get("mode", "polling")) == "webhook":
-        secret = os.environ.get("TELEGRAM_WEBHOOK_SECRET") or None
-        app.run_webhook(listen=str(tg.webhook_listen), port=int(tg.webhook_port), url_path=str(tg.webhook_path),
-                        webhook_url=str(tg.webhook_url), secret_token=secret, allowed_updates=Update.ALL_TYPES)
-    else:
-        app.run_polling(allowed_updates=Update.ALL_TYPES)
-    return 0
+def create(cfg: Settings, hub: Hub, token: str | None = None) -> list[Any]:
+    """The Telegram channel (and its staff side when `helpdesk.chat_id` is set), registered with the hub."""
+    channel = TelegramChannel(cfg, hub, token or token_from_env())
+    made: list[Any] = [channel]
+    if cfg.helpdesk.chat_id:
+        made.append(TelegramStaff(cfg, hub, channel))
+    for c in made:
+        hub.register(c)
+    return made

@@ -1,37 +1,62 @@
-"""`qiuxue chat`: the dialogue core in the terminal. Buttons are shown numbered; type the number."""
+"""`qiuxue chat`: the dialogue core in the terminal, a channel without buttons (the core numbers the options).
+
+Type a question; type a number to choose an option; `/quit` leaves. Messages pushed later (a helpdesk
+agent's reply, queue news) are printed as they arrive: the hub's delivery loop runs in a background
+thread and this channel's `send` prints.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import sys
+import threading
+from typing import Any, TextIO
 
-from bot.core.dialogue import Dialogue
-from bot.core.messages import BUTTON, Button, Incoming, Outgoing
-from common.settings import Config
+from bot.channels.base import Capabilities, outgoing_from
+from bot.core.messages import Incoming, Outgoing
+from bot.core.outbox import Claimed
+from common.settings import Settings
 
-
-def render(reply: Outgoing, offset: int) -> tuple[str, list[Button]]:
-    """The reply as terminal text, with its buttons numbered from offset+1."""
-    buttons = [b for row in reply.buttons for b in row]
-    lines = [reply.text]
-    if buttons:
-        lines.append("  ".join(f"[{offset + i + 1}] {b.label}" for i, b in enumerate(buttons)))
-    if reply.link:
-        lines.append(reply.link)
-    return "\n".join(lines), buttons
+CHANNEL = "terminal"
+CAPABILITIES = Capabilities(buttons=False, max_text=100_000)
 
 
-def chat(dialogue: Dialogue, user_id: str, stdin=sys.stdin, stdout=sys.stdout) -> int:  # type: ignore[no-untyped-def]
-    def show(replies: list[Outgoing]) -> list[Button]:
-        shown: list[Button] = []
-        for reply in replies:
-            text, buttons = render(reply, len(shown))
-            shown += buttons
-            print(f"\n{text}", file=stdout, flush=True)
-        return shown
+class TerminalChannel:
+    """Pushes for the terminal's worker are printed; replies come back from `Dialogue.handle` directly."""
 
-    buttons = show(dialogue.handle(Incoming("terminal", user_id, "/start")))
+    name = CHANNEL
+    capabilities = CAPABILITIES
+
+    def __init__(self, stdout: TextIO) -> None:
+        self.stdout = stdout
+        self._lock = threading.Lock()
+
+    def show(self, replies: list[Outgoing]) -> None:
+        with self._lock:
+            for reply in replies:
+                print(f"\n{reply.text}", file=self.stdout, flush=True)
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def routes(self) -> list[Any]:
+        return []
+
+    async def handle_platform(self, payload: dict[str, Any]) -> None: ...
+
+    async def send(self, item: Claimed) -> str:
+        self.show([outgoing_from(item.payload)])
+        return "printed"
+
+
+def chat(dialogue: Any, user_id: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+    """The chat loop (the dialogue must know this channel has no buttons)."""
+    dialogue.capabilities[CHANNEL] = CAPABILITIES
+    channel = TerminalChannel(stdout)
+    channel.show(dialogue.handle(Incoming(CHANNEL, user_id, "/start")))
     while True:
         print("\n> ", end="", file=stdout, flush=True)
         line = stdin.readline()
@@ -40,11 +65,21 @@ def chat(dialogue: Dialogue, user_id: str, stdin=sys.stdin, stdout=sys.stdout) -
         text = line.rstrip("\n")
         if text.strip() in ("/quit", "/exit"):
             return 0
-        if text.strip().isdigit() and 0 < int(text) <= len(buttons):
-            msg = Incoming("terminal", user_id, kind=BUTTON, button=buttons[int(text) - 1].data)
-        else:
-            msg = Incoming("terminal", user_id, text)
-        buttons = show(dialogue.handle(msg))
+        channel.show(dialogue.handle(Incoming(CHANNEL, user_id, text)))
+
+
+def _relay_in_background(dialogue: Any, channel: TerminalChannel) -> None:
+    """Deliver pushes for this terminal (agent replies …) while the chat loop reads input."""
+    from bot.core.hub import Hub
+
+    hub = Hub(dialogue)
+    hub.register(channel)
+
+    async def run() -> None:
+        await hub.start()
+        await asyncio.Event().wait()
+
+    threading.Thread(target=lambda: asyncio.run(run()), name="qiuxue-terminal-relay", daemon=True).start()
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -53,17 +88,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_chat)
 
 
-def cmd_chat(cfg: Config, args: argparse.Namespace) -> int:
-    from ingest.refresh import RefreshError, refresh
-    from ingest.versions import live_version
+def cmd_chat(cfg: Settings, args: argparse.Namespace) -> int:
+    from bot.core.dialogue import Dialogue
+    from bot.kb_admin import KbAdmin
 
-    dialogue = Dialogue(cfg)
-    if live_version(dialogue.store.sessions) is None:
-        print("building the knowledge-base index (first run)…", file=sys.stderr)
-        try:
-            refresh(cfg, progress=True)
-        except RefreshError as exc:
-            print(f"cannot build the index: {exc}", file=sys.stderr)
-            return 1
-    print("求学圆梦助手 — type a question; numbers press buttons; /quit to leave.", file=sys.stderr)
+    if not KbAdmin(cfg).ensure_index(progress=True):
+        return 1
+    dialogue = Dialogue(cfg, capabilities={CHANNEL: CAPABILITIES})
+    _relay_in_background(dialogue, TerminalChannel(sys.stdout))
+    print("求学圆梦助手 — type a question; numbers choose options; /quit to leave.", file=sys.stderr)
     return chat(dialogue, args.user or getpass.getuser())

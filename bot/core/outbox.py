@@ -71,6 +71,7 @@ class Claimed:
     payload: dict[str, Any]
     ticket_event_id: int | None
     attempts: int
+    platform_ref: str = ""  # parts of a multi-part message already sent by an earlier attempt
 
 
 class Outbox:
@@ -111,7 +112,7 @@ class Outbox:
                     continue  # in backoff, or another process took it
                 row = s.get(OutboxItem, head_id)
                 claimed.append(Claimed(row.id, row.channel, row.address, row.kind, dict(row.payload),
-                                       row.ticket_event_id, row.attempts))
+                                       row.ticket_event_id, row.attempts, row.platform_ref))
         return claimed
 
     def sent(self, item_id: int, platform_ref: str = "") -> None:

@@ -228,6 +228,13 @@ class Helpdesk:
             s.flush()
             return draft
 
+    def tell_staff(self, ticket_id: int, text: str) -> None:
+        """A line in the ticket's staff topic(s)."""
+        with self.sessions.begin() as s:
+            ticket = s.get(Ticket, ticket_id)
+            if ticket is not None:
+                self._to_staff(s, ticket, text, None)
+
     # -- delivery results (called by the hub) --------------------------------------------------------
     def delivered(self, event_id: int) -> None:
         with self.sessions.begin() as s:

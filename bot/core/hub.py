@@ -1,0 +1,271 @@
+"""The hub: where channels meet the core. Inbox in, dialogue, outbox out — the same for every channel.
+
+- `receive(...)` stores what a channel got (the inbox) and returns once it is durable; only then does
+  the channel acknowledge it to its platform. A re-delivered message (same platform id) is ignored.
+- Handling: one worker's messages are handled strictly in order, whatever the channel and however
+  many processes share the database (each handler takes "the oldest pending message of this key"
+  while holding the conversation's row lock); different workers are handled concurrently
+  (`delivery.workers` per process). The turn, the inbox row being marked handled and the replies
+  going into the outbox are one transaction.
+- Delivery: a loop sends outbox rows through the channel that owns them, each marked delivered only
+  when the platform confirmed it; permanent refusals are recorded (and the agent told, for a relayed
+  message), transient ones retried with backoff; nothing one row does can stop the others.
+- The helpdesk's re-announcements of unclaimed tickets run here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.core import metrics
+from bot.core.channel import Channel, PermanentFailure, TransientFailure
+from bot.core.dialogue import Dialogue
+from bot.core.inbox import Inbox, InboxItem, InboxKind, InboxStatus
+from bot.core.messages import Incoming, Outgoing, incoming_from_dict, incoming_to_dict, to_payload
+from bot.core.outbox import Claimed, Outbox, OutboxKind
+from bot.core.store import Conversation, TranscriptLine
+from bot.i18n import t
+from common.clock import aware, utcnow
+from ingest.versions import live_version
+
+log = logging.getLogger(__name__)
+WORKER_PUSHES = (OutboxKind.PUSH, OutboxKind.COPY)
+
+
+class Hub:
+    def __init__(self, dialogue: Dialogue) -> None:
+        self.dialogue = dialogue
+        self.cfg = dialogue.cfg
+        self.sessions = dialogue.store.sessions
+        self.helpdesk = dialogue.helpdesk
+        self.inbox = Inbox(self.sessions)
+        self.outbox = Outbox(self.sessions)
+        self.channels: dict[str, Channel] = {}
+        self._busy: set[str] = set()
+        self._inbox_wake = asyncio.Event()
+        self._outbox_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._slots = asyncio.Semaphore(self.cfg.delivery.workers)
+        self._received_at: dict[int, float] = {}
+
+    # -- channels ----------------------------------------------------------------------------------
+    def register(self, channel: Channel) -> None:
+        self.channels[channel.name] = channel
+        self.dialogue.capabilities[channel.name] = channel.capabilities
+
+    # -- in -----------------------------------------------------------------------------------------
+    async def receive(self, msg: Incoming, external_id: str) -> bool:
+        """Store a worker's message durably (False: seen before); the channel may acknowledge it after this."""
+        return await self._accept(msg.channel, external_id, f"{msg.channel}:{msg.user_id}",
+                                  incoming_to_dict(msg), InboxKind.WORKER)
+
+    async def receive_platform(self, channel: str, external_id: str, key: str, payload: dict[str, Any]) -> bool:
+        """Store a platform update that the channel itself handles later (e.g. a staff group's)."""
+        return await self._accept(channel, external_id, key, payload, InboxKind.PLATFORM)
+
+    async def _accept(self, channel: str, external_id: str, key: str, payload: dict[str, Any],
+                      kind: InboxKind) -> bool:
+        fresh = await asyncio.to_thread(self.inbox.accept, channel, external_id, key, payload, kind)
+        if fresh:
+            metrics.MESSAGES_IN.labels(channel).inc()
+            self._inbox_wake.set()
+        return fresh
+
+    # -- running --------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        recovered = await asyncio.to_thread(self.outbox.recover, set(self.channels))
+        for item_id in recovered:
+            await self._uncertain(item_id)
+        self._tasks = [asyncio.create_task(self._inbox_loop(), name="qiuxue-inbox"),
+                       asyncio.create_task(self._outbox_loop(), name="qiuxue-outbox")]
+        if self.helpdesk.staffed:
+            self._tasks.append(asyncio.create_task(self._reannounce_loop(), name="qiuxue-reannounce"))
+        for channel in self.channels.values():
+            await channel.start()
+
+    async def stop(self) -> None:
+        for channel in self.channels.values():
+            with contextlib.suppress(Exception):
+                await channel.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+
+    def kick(self) -> None:
+        """Look at the inbox and outbox now (after something was written outside the hub)."""
+        self._inbox_wake.set()
+        self._outbox_wake.set()
+
+    async def _wait(self, event: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), self.cfg.delivery.poll_seconds)
+        event.clear()
+
+    # -- handling -------------------------------------------------------------------------------------
+    async def _inbox_loop(self) -> None:
+        while True:
+            try:
+                keys = await asyncio.to_thread(self.inbox.pending_keys)
+                for key in keys:
+                    if key not in self._busy:
+                        self._busy.add(key)
+                        asyncio.create_task(self._drain(key))
+            except Exception:  # the database may be restarting: keep trying
+                log.exception("reading the inbox failed; retrying")
+            await self._wait(self._inbox_wake)
+
+    async def _drain(self, key: str) -> None:
+        """Handle the key's waiting messages, oldest first, one at a time."""
+        try:
+            async with self._slots:
+                while (item := await asyncio.to_thread(self._oldest, key)) is not None:
+                    await self._handle(item)
+        except Exception:
+            log.exception("handling messages of %s failed; they stay in the inbox", key)
+            await asyncio.sleep(self.cfg.delivery.backoff_seconds)
+        finally:
+            self._busy.discard(key)
+
+    def _oldest(self, key: str) -> InboxItem | None:
+        with self.sessions() as s:
+            return self.inbox.oldest(s, key)
+
+    async def _handle(self, item: InboxItem) -> None:
+        started = time.monotonic()
+        try:
+            if item.kind == InboxKind.WORKER:
+                msg = incoming_from_dict(item.payload)
+                turn = await asyncio.to_thread(self.dialogue.turn, msg, item.id, True)
+                if not turn.duplicate:
+                    for reply in turn.replies:
+                        action = reply.meta.get("action")
+                        if action:
+                            metrics.ANSWERS.labels(str(action)).inc()
+                    if turn.opened:
+                        metrics.HANDOFFS.inc()
+                    metrics.REPLY_SECONDS.labels(msg.channel).observe(time.monotonic() - started)
+            else:
+                channel = self.channels.get(item.channel)
+                if channel is None:
+                    raise LookupError(f"no channel {item.channel!r} in this process")
+                await channel.handle_platform(item.payload)
+                await asyncio.to_thread(self._done, item.id)
+        except Exception as exc:  # one bad message never blocks the ones after it
+            log.exception("message %s (%s) could not be handled", item.id, item.channel)
+            await asyncio.to_thread(self._failed, item, f"{type(exc).__name__}: {exc}")
+        self._outbox_wake.set()
+
+    def _done(self, item_id: int) -> None:
+        with self.sessions.begin() as s:
+            item = s.get(InboxItem, item_id)
+            if item is not None and item.status == InboxStatus.PENDING:
+                Inbox.finish(item)
+
+    def _failed(self, item: InboxItem, error: str) -> None:
+        """Recorded as failed; a worker is asked to send it again (never a silent drop)."""
+        self.inbox.fail(item.id, error)
+        if item.kind != InboxKind.WORKER:
+            return
+        msg = incoming_from_dict(item.payload)
+        lang = "zh"
+        with self.sessions.begin() as s:
+            conv = s.scalars(select(Conversation).filter_by(channel=msg.channel, user_id=msg.user_id)).first()
+            lang = conv.lang if conv is not None else lang
+            self.outbox.add(s, msg.channel, msg.user_id, to_payload(Outgoing(t("please_resend", lang))))
+
+    # -- delivery -------------------------------------------------------------------------------------
+    async def _outbox_loop(self) -> None:
+        while True:
+            try:
+                claimed = await asyncio.to_thread(self.outbox.claim, set(self.channels))
+                if claimed:
+                    await asyncio.gather(*(self._deliver(item) for item in claimed))
+                    continue  # more may be waiting behind what was just sent
+            except Exception:
+                log.exception("the delivery loop failed; retrying")
+            await self._wait(self._outbox_wake)
+
+    async def _deliver(self, item: Claimed) -> None:
+        channel = self.channels[item.channel]
+        try:
+            await asyncio.to_thread(self._check_capabilities, channel, item)
+            ref = await channel.send(item)
+        except PermanentFailure as exc:
+            await self._give_up(item, str(exc) or type(exc).__name__)
+            return
+        except Exception as exc:  # transient, or an error nobody classified: retry with backoff, then give up
+            reason = str(exc) or type(exc).__name__
+            if not isinstance(exc, TransientFailure):
+                log.warning("delivery of outbox row %s failed: %s", item.id, reason)
+            if item.attempts >= self.cfg.delivery.max_attempts:
+                await self._give_up(item, reason)
+            else:
+                delay = timedelta(seconds=self.cfg.delivery.backoff_seconds * 2 ** (item.attempts - 1))
+                await asyncio.to_thread(self.outbox.retry_later, item.id, reason, delay)
+            return
+        await asyncio.to_thread(self.outbox.sent, item.id, ref)
+        metrics.MESSAGES_OUT.labels(item.channel, "sent").inc()
+        if item.ticket_event_id is not None:
+            await asyncio.to_thread(self.helpdesk.delivered, item.ticket_event_id)
+
+    def _check_capabilities(self, channel: Channel, item: Claimed) -> None:
+        """Refuse, without calling the platform, what the channel says it cannot do."""
+        caps = channel.capabilities
+        if item.kind == OutboxKind.COPY and not caps.copies_media:
+            raise PermanentFailure(t("undelivered_reason_media", "zh"))
+        if item.kind in WORKER_PUSHES and caps.push_window is not None:
+            last = self._last_heard(item.channel, item.address)
+            if last is None or utcnow() - last > caps.push_window:
+                raise PermanentFailure(t("undelivered_reason_window", "zh",
+                                         hours=int(caps.push_window.total_seconds() // 3600)))
+
+    def _last_heard(self, channel: str, user_id: str):  # type: ignore[no-untyped-def]
+        with self.sessions() as s:
+            moment = s.scalar(select(func.max(TranscriptLine.created_at))
+                              .join(Conversation, Conversation.id == TranscriptLine.conversation_id)
+                              .where(Conversation.channel == channel, Conversation.user_id == user_id,
+                                     TranscriptLine.direction == "in"))
+            return aware(moment) if moment is not None else None
+
+    async def _give_up(self, item: Claimed, reason: str) -> None:
+        log.warning("outbox row %s to %s could not be delivered: %s", item.id, item.channel, reason)
+        await asyncio.to_thread(self.outbox.failed, item.id, reason)
+        metrics.MESSAGES_OUT.labels(item.channel, "failed").inc()
+        if item.ticket_event_id is not None and item.kind in WORKER_PUSHES:
+            await asyncio.to_thread(self.helpdesk.undelivered, item.ticket_event_id, reason)
+        self._outbox_wake.set()
+
+    async def _uncertain(self, item_id: int) -> None:
+        row = await asyncio.to_thread(self.outbox.get, item_id)
+        if row is not None and row.ticket_event_id is not None and row.kind in WORKER_PUSHES:
+            await asyncio.to_thread(self.helpdesk.undelivered, row.ticket_event_id, row.error)
+
+    # -- the helpdesk's clock -------------------------------------------------------------------------
+    async def _reannounce_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.helpdesk.reannounce_check_seconds)
+            try:
+                if await asyncio.to_thread(self.helpdesk.reannounce_due):
+                    self._outbox_wake.set()
+            except Exception:  # keep watching; the next round retries
+                log.exception("re-announcing unclaimed tickets failed")
+
+    # -- health ----------------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        with self.sessions() as s:
+            s.execute(select(1))
+        live = live_version(self.sessions)
+        metrics.INBOX_PENDING.set(self.inbox.count())
+        metrics.OPEN_TICKETS.set(len(self.helpdesk.open_tickets()))
+        return {"status": "ok", "database": "ok", "index_version": live.version if live else None,
+                "channels": sorted(self.channels)}

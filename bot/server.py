@@ -1,0 +1,93 @@
+"""`qiuxue serve`: one process, one ASGI app (Starlette under uvicorn), every configured channel.
+
+Routes: each channel's own (the Telegram webhook, later WeChat's callback and the web console),
+`GET /healthz` (database reachable, live index version) and `GET /metrics` (Prometheus text).
+Channels are listed in `server.channels`; each is the module `bot/channels/<name>.py` with a
+`create(cfg, hub)` function. A channel whose credentials are not in the environment is skipped
+with a log line (asked for explicitly, e.g. `--telegram`, it is an error instead). Telegram
+polling runs beside the app in the same event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.core import metrics
+from bot.core.dialogue import Dialogue
+from bot.core.hub import Hub
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def load_channels(cfg: Settings, hub: Hub, names: list[str], required: set[str]) -> list[Any]:
+    made: list[Any] = []
+    for name in names:
+        module = importlib.import_module(f"bot.channels.{name}")
+        try:
+            made += module.create(cfg, hub)
+        except SystemExit as exc:
+            if name in required or "not set" not in str(exc) or "TOKEN" not in str(exc):
+                raise
+            log.warning("channel %s skipped: %s", name, exc)
+    return made
+
+
+def build_app(cfg: Settings, hub: Hub) -> Starlette:
+    async def healthz(_request: Request) -> Response:
+        try:
+            return JSONResponse(hub.health())
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
+
+    async def metrics_page(_request: Request) -> Response:
+        with contextlib.suppress(Exception):
+            hub.health()  # refreshes the gauges (open tickets, pending inbox)
+        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    routes: list[Any] = [Route("/healthz", healthz), Route("/metrics", metrics_page)]
+    for channel in hub.channels.values():
+        routes += channel.routes()
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def serve(cfg: Settings, names: list[str], required: set[str]) -> int:
+    import uvicorn
+
+    hub = Hub(Dialogue(cfg))
+    load_channels(cfg, hub, names, required)
+    app = build_app(cfg, hub)
+    log.warning("qiuxue serve on %s:%s with channels: %s", cfg.server.host, cfg.server.port,
+                ", ".join(sorted(hub.channels)) or "none")
+    uvicorn.Server(uvicorn.Config(app, host=cfg.server.host, port=cfg.server.port, log_config=None,
+                                  access_log=False, lifespan="on")).run()
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run every configured channel, webhooks, /healthz and /metrics in one app")
+    p.add_argument("--telegram", action="store_true", help="require the Telegram channel (token: TELEGRAM_BOT_TOKEN)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(cfg: Settings, args: argparse.Namespace) -> int:
+    names = list(dict.fromkeys([*cfg.server.channels, *(["telegram"] if args.telegram else [])]))
+    return serve(cfg, names, {"telegram"} if args.telegram else set())
