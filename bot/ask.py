@@ -17,15 +17,6 @@ from bot.answering import Answerer
 from common.settings import Config
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ask", help="answer a question from the knowledge base")
-    p.add_argument("question", nargs="*", help="the question; '-' with --json reads JSON lines from stdin")
-    p.add_argument("--region", help="the worker's province or city, if the question does not say")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--mode", choices=("hybrid", "bm25", "dense"), default="hybrid", help=argparse.SUPPRESS)
-    p.set_defaults(func=cmd_ask)
-
-
 def cmd_ask(cfg: Config, args: argparse.Namespace) -> int:
     answerer = Answerer(cfg)
     question = " ".join(args.question)

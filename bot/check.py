@@ -22,14 +22,6 @@ def load_rules(cfg: Config) -> Rules:
     return Rules(cfg.path(cfg.knowledge.rules_dir), Gazetteer.load(cfg.path(cfg.knowledge.dictionary_dir)))
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("check", help="check a worker's eligibility from a JSON profile")
-    p.add_argument("profile", help='JSON object, e.g. \'{"region": "广东", "union_member": true}\'; @file or -')
-    p.add_argument("--json", action="store_true", help="print JSON (the default output is a summary)")
-    p.add_argument("--lang", choices=("zh", "en"), default="zh")
-    p.set_defaults(func=cmd_check)
-
-
 def _read_profile(arg: str) -> dict:
     text = sys.stdin.read() if arg == "-" else Path(arg[1:]).read_text(encoding="utf-8") if arg.startswith("@") else arg
     profile = json.loads(text)

@@ -21,7 +21,7 @@ import yaml
 
 from bot.answering import Answerer, Retrieval, Thresholds, decide
 from common.settings import Config
-from ingest.embedders import BACKENDS, make_embedder
+from ingest.embedders import make_embedder
 from ingest.refresh import refresh
 
 DEFAULT_SET = Path("tests/eval/questions.yaml")
@@ -199,15 +199,6 @@ def format_table(result: dict) -> str:
                  f"faq_min_similarity={th['faq']}, min_dense={th['dense']}, min_coverage={th['coverage']}, "
                  f"min_margin={th['margin']}")
     return "\n".join(lines)
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="retrieval and answer quality per retrieval mode")
-    p.add_argument("--set", default=str(DEFAULT_SET), help="the question set (YAML)")
-    p.add_argument("--backends", default=",".join(BACKENDS), help="embedding backends to compare")
-    p.add_argument("--calibrate", action="store_true", help="grid-search the answer thresholds on the set")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:

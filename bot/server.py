@@ -82,12 +82,6 @@ def serve(cfg: Settings, names: list[str], required: set[str]) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="run every configured channel, webhooks, /healthz and /metrics in one app")
-    p.add_argument("--telegram", action="store_true", help="require the Telegram channel (token: TELEGRAM_BOT_TOKEN)")
-    p.set_defaults(func=cmd_serve)
-
-
 def cmd_serve(cfg: Settings, args: argparse.Namespace) -> int:
     names = list(dict.fromkeys([*cfg.server.channels, *(["telegram"] if args.telegram else [])]))
     return serve(cfg, names, {"telegram"} if args.telegram else set())

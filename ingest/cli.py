@@ -1,4 +1,5 @@
-"""`qiuxue ingest` and `qiuxue kb …`: the admin's commands for the knowledge-base index.
+"""`qiuxue ingest` and `qiuxue kb status|rollback`: the admin's commands for the knowledge-base index
+(arguments in `bot/commands.py`).
 
 Exit codes: 0 done; 1 the refresh failed (the live version still serves); 3 done, but some files
 could not be read (each named on stderr; their previous content, if any, was kept).
@@ -17,28 +18,6 @@ from ingest.refresh import RefreshError, refresh, rollback
 from ingest.versions import live_version
 
 EXIT_FAILED, EXIT_PARTIAL = 1, 3
-
-
-def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """Adds `ingest` and `kb …`; returns the `kb` subcommands so others can add theirs."""
-    p = sub.add_parser("ingest", help="build a new index version from the knowledge base and switch to it")
-    p.add_argument("paths", nargs="*", help="files or folders (default: knowledge.paths in config.yaml)")
-    p.add_argument("--rebuild", action="store_true", help="re-embed everything, ignoring the live version")
-    p.add_argument("--if-missing", action="store_true", help="do nothing if a live version exists")
-    p.add_argument("--by", help="who is refreshing (default: $QIUXUE_ACTOR or the login name)")
-    p.add_argument("--json", action="store_true", help="print one JSON object with the counts")
-    p.set_defaults(func=cmd_ingest)
-
-    kb = sub.add_parser("kb", help="index versions: status, rollback")
-    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
-    st = kb_sub.add_parser("status", help="versions, documents, chunks, when and by whom")
-    st.add_argument("--json", action="store_true")
-    st.set_defaults(func=cmd_kb_status)
-    rb = kb_sub.add_parser("rollback", help="make the previous complete version live again")
-    rb.add_argument("--to", help="a specific version (see kb status)")
-    rb.add_argument("--by")
-    rb.set_defaults(func=cmd_kb_rollback)
-    return kb_sub
 
 
 def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:

@@ -63,7 +63,7 @@ def test_english_questions_get_english_answers(answerer: Answerer) -> None:
     assert a.action == ANSWER and a.lang == "en"
     assert "yuan" in a.answer and "Source:" in a.answer
     refusal = answerer.ask("Can I get money in Beijing?")
-    assert refusal.action == NO_ANSWER and "Beijing" in refusal.answer or "北京" in refusal.answer
+    assert refusal.action == NO_ANSWER and ("Beijing" in refusal.answer or "北京" in refusal.answer)
 
 
 @pytest.mark.parametrize("question,needle", [("", "请用文字"), ("   ", "请用文字"), ("😀😀😀", "只看得懂文字"),

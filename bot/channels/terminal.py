@@ -82,12 +82,6 @@ def _relay_in_background(dialogue: Any, channel: TerminalChannel) -> None:
     threading.Thread(target=lambda: asyncio.run(run()), name="qiuxue-terminal-relay", daemon=True).start()
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("chat", help="talk to the bot in this terminal (embedded defaults, no token)")
-    p.add_argument("--user", default=None, help="conversation id (default: your login name)")
-    p.set_defaults(func=cmd_chat)
-
-
 def cmd_chat(cfg: Settings, args: argparse.Namespace) -> int:
     from bot.core.dialogue import Dialogue
     from bot.kb_admin import KbAdmin

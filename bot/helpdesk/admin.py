@@ -109,17 +109,6 @@ def cluster(cfg: Config, items: list[dict[str, Any]], threshold: float = CLUSTER
     return sorted(out, key=lambda g: -g["count"])
 
 
-def add_commands(sub: argparse._SubParsersAction, kb_sub: argparse._SubParsersAction) -> None:
-    ap = kb_sub.add_parser("approve", help="approve helpdesk draft FAQ entries (no ids: list drafts)")
-    ap.add_argument("ids", nargs="*", type=int)
-    ap.add_argument("--by", default="admin")
-    ap.set_defaults(func=cmd_approve)
-    rp = sub.add_parser("report", help="what workers asked that the bot could not answer")
-    rp.add_argument("--days", type=float, default=30)
-    rp.add_argument("--json", action="store_true")
-    rp.set_defaults(func=cmd_report)
-
-
 def cmd_approve(cfg: Config, args: argparse.Namespace) -> int:
     if not args.ids:
         with open_database(cfg)() as s:

