@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bot.config import Config
+from bot.decision import DecisionModel
 from bot.i18n import t
 from bot.regions import NATIONAL, Gazetteer
 from bot.retrieval import Hit, LiveKnowledge, Snapshot, search
@@ -120,9 +121,17 @@ class Retrieval:
         return list(dict.fromkeys(h.chunk.doc_id for h in self.hits))
 
 
-def decide(r: Retrieval, th: Thresholds) -> StoredChunk | None:
-    """The chunk to answer from, or None when not confident enough."""
-    if r.coverage < th.coverage or not r.hits or r.margin < th.margin:
+def decide(r: Retrieval, th: Thresholds, model: DecisionModel | None = None) -> StoredChunk | None:
+    """The chunk to answer from, or None when not confident enough.
+
+    With a trained decision model (hybrid mode), its probability that the top-1 is right decides;
+    otherwise the hand-set thresholds do.
+    """
+    if not r.hits:
+        return None
+    if model is not None and r.mode == "hybrid":
+        return r.hits[0].chunk if model.accepts(r) else None
+    if r.coverage < th.coverage or r.margin < th.margin:
         return None
     top = r.hits[0]
     if r.mode == "bm25":
@@ -173,6 +182,8 @@ class Answerer:
         self.gazetteer = Gazetteer.load(dictionary)
         self.knowledge = knowledge or LiveKnowledge(cfg, self.tokenizer, embedder)
         self.thresholds = Thresholds.from_config(cfg)
+        model_path = cfg.retrieval.get("decision_model")
+        self.decision = DecisionModel.load(cfg.path(model_path)) if model_path else None
         self.max_chars = int(cfg.retrieval.max_question_chars)
         if llm is None and cfg.llm.base_url:
             from bot.llm import LlmRephraser
@@ -221,7 +232,7 @@ class Answerer:
             key, values = r.refusal
             return Answer(r.question, t(key, r.lang, **values), NO_ANSWER, region, lang=r.lang,
                           not_covered=key == "not_covered")
-        chosen = decide(r, th)
+        chosen = decide(r, th, self.decision)
         result = Answer(r.question, "", NO_ANSWER, region, lang=r.lang, ranked=r.ranked, signals=r.signals)
         if chosen is None or r.snap is None or r.places is None:
             result.not_covered = bool(r.places is not None and r.places.fallback_parent)
