@@ -289,11 +289,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backends", default=",".join(BACKENDS), help="embedding backends to compare")
     p.add_argument("--calibrate", action="store_true",
                    help="grid-search the thresholds and retrain the decision model on the set")
+    p.add_argument("--from-feedback", nargs="?", const="data/feedback-questions.yaml", metavar="OUT",
+                   help="write workers' confirmed picks and 👍 as labelled questions for review (no evaluation)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
+    if args.from_feedback:
+        from bot.db import open_database
+        from bot.feedback_questions import confirmed_questions, write_review_file
+
+        found = confirmed_questions(open_database(cfg))
+        out = cfg.path(args.from_feedback)
+        write_review_file(found, out)
+        print(f"{len(found)} confirmed questions written to {out} — review them before adding any to the set")
+        return 0
     items = load_items(cfg.path(args.set))
     frozen = load_items(cfg.path(args.frozen)) if args.frozen else None
     backends = [b for b in args.backends.split(",") if b]
