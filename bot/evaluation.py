@@ -20,11 +20,14 @@ import numpy as np
 import yaml
 
 from bot.answering import Answerer, Retrieval, Thresholds, decide
+from bot.decision import DecisionModel
+from bot.decision_training import cross_validate, rows_of, train
 from common.settings import Config
 from ingest.embedders import make_embedder
 from ingest.refresh import refresh
 
 DEFAULT_SET = Path("tests/eval/questions.yaml")
+FROZEN_SET = Path("tests/eval/frozen.yaml")
 GRID = {
     "faq": [round(x, 2) for x in np.arange(0.80, 0.97, 0.02)],
     "dense": [round(x, 2) for x in np.arange(0.70, 0.93, 0.02)],
@@ -66,32 +69,32 @@ def run(answerer: Answerer, items: list[EvalItem], mode: str, warmup: int = 10) 
     return outcomes
 
 
-def _top_source(r: Retrieval, th: Thresholds) -> str | None:
+def _top_source(r: Retrieval, th: Thresholds, model: DecisionModel | None = None) -> str | None:
     """The source id the bot would answer from, or None for no_answer."""
     if r.refusal is not None or r.places is None:
         return None
-    chunk = decide(r, th)
+    chunk = decide(r, th, model)
     if chunk is None or r.places.fallback_parent or chunk.meta.get("gap"):
         return None
     return chunk.doc_id
 
 
-def score(outcomes: list[Outcome], th: Thresholds) -> dict[str, float]:
-    return score_pairs([(o, th) for o in outcomes])
+def score(outcomes: list[Outcome], th: Thresholds, model: DecisionModel | None = None) -> dict[str, float]:
+    return score_pairs([(o, th, model) for o in outcomes])
 
 
-def score_pairs(pairs: list[tuple[Outcome, Thresholds]]) -> dict[str, float]:
-    """Metrics over outcomes, each judged under its own thresholds."""
-    outcomes = [o for o, _ in pairs]
-    answerable = [(o, th) for o, th in pairs if o.item.expect]
+def score_pairs(pairs: list[tuple[Outcome, Thresholds, DecisionModel | None]]) -> dict[str, float]:
+    """Metrics over outcomes, each judged under its own thresholds / decision model."""
+    outcomes = [o for o, _, _ in pairs]
+    answerable = [o for o in outcomes if o.item.expect]
     ranks = []
-    for o, _ in answerable:
+    for o in answerable:
         ranked = o.retrieval.ranked
         ranks.append(next((i + 1 for i, d in enumerate(ranked) if d in o.item.expect), 0))
-    answered = correct = wrong = suggested = 0
+    answered = correct = wrong = wrong_answerable = suggested = 0
     tp = pred_no = 0
-    for o, th in pairs:
-        source = _top_source(o.retrieval, th)
+    for o, th, model in pairs:
+        source = _top_source(o.retrieval, th, model)
         if source is None:
             pred_no += 1
             tp += o.item.expect is None
@@ -103,6 +106,7 @@ def score_pairs(pairs: list[tuple[Outcome, Thresholds]]) -> dict[str, float]:
             correct += 1
         else:
             wrong += 1
+            wrong_answerable += bool(o.item.expect)
     expected_no = sum(o.item.expect is None for o in outcomes)
     lat = np.array([o.latency_ms for o in outcomes]) if outcomes else np.zeros(1)
     n_ans = max(len(answerable), 1)
@@ -115,10 +119,34 @@ def score_pairs(pairs: list[tuple[Outcome, Thresholds]]) -> dict[str, float]:
         "suggested": suggested / n_ans,  # refused, but a right FAQ entry was among the suggestions
         "answer_precision": correct / answered if answered else 0.0,
         "wrong_rate": wrong / max(len(outcomes), 1),
+        "wrong_answerable": wrong_answerable / n_ans,  # answerable questions answered from a wrong source
         "no_answer_precision": tp / pred_no if pred_no else 0.0,
         "no_answer_recall": tp / expected_no if expected_no else 0.0,
         "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
     }
+
+
+def confusion(outcomes: list[Outcome], th: Thresholds, model: DecisionModel | None) -> list[str]:
+    """One line per answerable question answered wrongly or refused: what it got instead."""
+    lines = []
+    for o in outcomes:
+        if not o.item.expect:
+            source = _top_source(o.retrieval, th, model)
+            if source is not None:
+                lines.append(f"WRONG   {o.item.question}  → answered {source}  (expected no_answer)")
+            continue
+        source = _top_source(o.retrieval, th, model)
+        if source in o.item.expect:
+            continue
+        where = f" [region {o.item.region}]" if o.item.region else ""
+        if source is not None:
+            lines.append(f"WRONG   {o.item.question}{where}  → answered {source}  (expected {o.item.expect[0]})")
+        else:
+            offered = [d for d, _ in Answerer.suggestions_for(o.retrieval)] if o.retrieval.snap else []
+            top = o.retrieval.ranked[:1]
+            lines.append(f"REFUSED {o.item.question}{where}  → top {top}, offered {offered} "
+                         f"(expected {o.item.expect[0]})")
+    return lines
 
 
 def calibrate(outcomes: list[Outcome], base: Thresholds) -> Thresholds:
@@ -142,7 +170,7 @@ def cross_validated(outcomes: list[Outcome], base: Thresholds) -> dict[str, floa
     pooled: list[tuple[Outcome, Thresholds]] = []
     for k in (0, 1):
         th = calibrate(folds[1 - k], base)
-        pooled.extend((o, th) for o in folds[k])
+        pooled.extend((o, th, None) for o in folds[k])
     return score_pairs(pooled)
 
 
@@ -153,11 +181,35 @@ def _backend_config(cfg: Config, backend: str) -> Config:
                                        "model": "minilm" if backend == "sentence-transformers" else ""})
 
 
-def evaluate(cfg: Config, items: list[EvalItem], backends: list[str], do_calibrate: bool) -> dict:
+def learned_decision(cfg: Config, outcomes: list[Outcome], base: Thresholds, retrain: bool) -> dict:
+    """The learned decision's cross-validated metrics (mean and spread over folds) and its final model.
+
+    With `retrain`, the model is fitted on all of `outcomes` and written to `retrieval.decision_model`
+    (with its CV report); otherwise the shipped model is used for the in-sample and frozen rows.
+    """
+    rows = rows_of(outcomes)
+    folds = [score_pairs([(outcomes[i], base, model) for i in test]) for test, model in cross_validate(rows)]
+    mean = {k: float(np.mean([f[k] for f in folds])) for k in folds[0]}
+    spread = {k: float(np.std([f[k] for f in folds])) for k in ("answered", "wrong_answerable", "no_answer_recall")}
+    path = cfg.path(cfg.retrieval.decision_model or "models/decision.json")
+    model = DecisionModel.load(path)
+    if retrain or model is None:
+        model = train(rows)
+        model.report = {"trained_on": str(DEFAULT_SET), "questions": len(outcomes), "folds": len(folds),
+                        "cv_mean": {k: round(v, 4) for k, v in mean.items() if not k.endswith("_ms")},
+                        "cv_std": {k: round(v, 4) for k, v in spread.items()}}
+        model.save(path)
+    return {"mean": mean, "std": spread, "folds": len(folds), "model": model}
+
+
+def evaluate(cfg: Config, items: list[EvalItem], backends: list[str], do_calibrate: bool,
+             frozen: list[EvalItem] | None = None) -> dict:
     base = Thresholds.from_config(cfg)
     rows: dict[str, dict[str, float]] = {}
+    frozen_rows: dict[str, dict[str, float]] = {}
     chosen = base
     default = cfg.embedding.backend
+    extra: dict = {}
     for backend in backends:
         bcfg = cfg if backend == default else _backend_config(cfg, backend)
         embedder = make_embedder(backend, "minilm" if backend == "sentence-transformers" else "")
@@ -172,9 +224,21 @@ def evaluate(cfg: Config, items: list[EvalItem], backends: list[str], do_calibra
             th = calibrate(outcomes, base) if do_calibrate else base
             if backend == default and mode == "hybrid":
                 chosen = th
-                rows["hybrid, 2-fold CV thresholds"] = cross_validated(outcomes, base)
-            rows[label] = score(outcomes, th)
-    return {"thresholds": vars(chosen), "calibrated": do_calibrate, "modes": rows}
+                rows["hybrid, thresholds, 2-fold CV"] = cross_validated(outcomes, base)
+                learned = learned_decision(cfg, outcomes, base, do_calibrate)
+                model = learned["model"]
+                rows[f"**hybrid, learned decision, {learned['folds']}-fold CV mean**"] = learned["mean"]
+                rows["hybrid, learned decision (trained on this set)"] = score(outcomes, th, model)
+                extra = {"cv_std": learned["std"], "model_threshold": model.threshold,
+                         "confusion": confusion(outcomes, th, model)}
+                if frozen:
+                    held = run(answerer, frozen, mode)
+                    frozen_rows["hybrid, thresholds"] = score(held, th)
+                    frozen_rows["**hybrid, learned decision**"] = score(held, th, model)
+                    extra["frozen_confusion"] = confusion(held, th, model)
+            rows[label if not (backend == default and mode == "hybrid") else f"{label}, thresholds"] = \
+                score(outcomes, th)
+    return {"thresholds": vars(chosen), "calibrated": do_calibrate, "modes": rows, "frozen": frozen_rows, **extra}
 
 
 def _has_index(cfg: Config) -> bool:
@@ -184,29 +248,53 @@ def _has_index(cfg: Config) -> bool:
     return live_version(open_database(cfg)) is not None
 
 
-COLUMNS = ("hit@1", "hit@3", "mrr", "answered", "suggested", "answer_precision", "wrong_rate", "no_answer_precision",
-           "no_answer_recall", "p50_ms", "p95_ms")
+COLUMNS = ("hit@1", "hit@3", "mrr", "answered", "suggested", "answer_precision", "wrong_rate", "wrong_answerable",
+           "no_answer_precision", "no_answer_recall", "p50_ms", "p95_ms")
+
+
+def _table(modes: dict[str, dict[str, float]]) -> list[str]:
+    lines = ["| mode | " + " | ".join(COLUMNS) + " |", "|" + "---|" * (len(COLUMNS) + 1)]
+    for label, m in modes.items():
+        cells = [f"{m[c]:.1f}" if c.endswith("_ms") else f"{m[c]:.3f}" for c in COLUMNS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def format_table(result: dict) -> str:
-    head = "| mode | " + " | ".join(COLUMNS) + " |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
-    for label, m in result["modes"].items():
-        cells = [f"{m[c]:.1f}" if c.endswith("_ms") else f"{m[c]:.3f}" for c in COLUMNS]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines = ["Development set (tests/eval/questions.yaml):", *_table(result["modes"])]
     th = result["thresholds"]
     lines.append(f"\nthresholds ({'calibrated on this set' if result['calibrated'] else 'from config.yaml'}): "
                  f"faq_min_similarity={th['faq']}, min_dense={th['dense']}, min_coverage={th['coverage']}, "
                  f"min_margin={th['margin']}")
+    if "model_threshold" in result:
+        std = result["cv_std"]
+        lines.append(f"learned decision: P(top-1 right) ≥ {result['model_threshold']:.3f}; CV spread (std over "
+                     f"folds): answered ±{std['answered']:.3f}, wrong_answerable ±{std['wrong_answerable']:.3f}, "
+                     f"no_answer_recall ±{std['no_answer_recall']:.3f}")
+    if result.get("frozen"):
+        lines += ["\nFROZEN test split (tests/eval/frozen.yaml, never used for tuning):", *_table(result["frozen"])]
+    for key, title in (("confusion", "development set"), ("frozen_confusion", "frozen split")):
+        if result.get(key):
+            lines += [f"\nConfusion, {title} (learned decision): answerable questions answered wrongly or refused, "
+                      "and no_answer questions answered", *result[key]]
     return "\n".join(lines)
 
 
 def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
+    if args.from_feedback:
+        from bot.feedback_questions import confirmed_questions, write_review_file
+        from common.db import open_database
+
+        found = confirmed_questions(open_database(cfg))
+        out = cfg.path(args.from_feedback)
+        write_review_file(found, out)
+        print(f"{len(found)} confirmed questions written to {out} — review them before adding any to the set")
+        return 0
     items = load_items(cfg.path(args.set))
+    frozen = load_items(cfg.path(args.frozen)) if args.frozen else None
     backends = [b for b in args.backends.split(",") if b]
     default = cfg.embedding.backend
     backends = [default, *[b for b in backends if b != default]]
-    result = evaluate(cfg, items, backends, args.calibrate)
+    result = evaluate(cfg, items, backends, args.calibrate, frozen)
     print(json.dumps(result, ensure_ascii=False, indent=1) if args.json else format_table(result))
     return 0
-

@@ -81,6 +81,7 @@ class Retrieval(Section):
     min_coverage: float = 0.2
     min_margin: float = 1.2
     max_question_chars: int = Field(600, ge=1)
+    decision_model: str = "models/decision.json"  # the learned answer/refuse decision; "" = the thresholds
 
 
 class Llm(Section):

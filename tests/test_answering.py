@@ -44,7 +44,11 @@ def test_a_place_never_gets_another_places_rule(answerer: Answerer) -> None:
 
 def test_the_conversation_region_applies_when_the_question_names_none(answerer: Answerer) -> None:
     a = answerer.ask("能补多少钱", region="厦门")
-    assert a.action == ANSWER and a.region == "厦门" and a.sources[0].region in ("厦门", "全国")
+    assert a.region == "厦门"
+    if a.action == ANSWER:
+        assert a.sources[0].region in ("厦门", "全国")
+    else:  # the learned decision may ask instead: then 厦门's entry is offered
+        assert "faq-amount-xiamen" in [d for d, _ in a.suggestions], a.answer
 
 
 def test_gap_sources_are_no_answer_with_their_explanation(answerer: Answerer) -> None:

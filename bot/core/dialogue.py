@@ -320,7 +320,9 @@ class Dialogue:
                 picked = self.answerer.answer_entry(entry, lang)
                 if picked is None:
                     return stale
-                return Turn([self._answer_reply(picked, [feedback_row(lang)])])
+                reply = self._answer_reply(picked, [feedback_row(lang)])
+                reply.meta["picked"] = entry  # logged: `qiuxue eval --from-feedback` turns picks into questions
+                return Turn([reply])
         return stale
 
     def _feedback(self, conv: Conversation, line_id: int, up: bool, session) -> Turn:  # type: ignore[no-untyped-def]
@@ -348,6 +350,9 @@ class Dialogue:
         buttons = [feedback] if answer.action == ANSWER else [feedback, human]
         if answer.suggestions:
             buttons = [[Button(q[:40], encode(Pick(doc_id)))] for doc_id, q in answer.suggestions] + buttons[1:]
+        if answer.action == ANSWER and answer.related:  # near misses one tap away
+            buttons = [[Button(q[:40], encode(Pick(doc_id)))] for doc_id, q in answer.related] + buttons
+            answer.answer = f"{answer.answer}\n{t('related_title', lang)}"
         reply = self._answer_reply(answer, buttons if not answer.not_covered else [feedback])
         handoff = Handoff(HandoffReason.NOT_COVERED, str(answer.region)) if answer.not_covered else None
         return Turn([reply], handoff=handoff)
@@ -355,5 +360,6 @@ class Dialogue:
     @staticmethod
     def _answer_reply(answer: Answer, buttons: list[list[Button]]) -> Outgoing:
         """An answer as a reply, with what the transcript (and `qiuxue report`) needs to know of it."""
-        meta = {"action": answer.action, "sources": [s.id for s in answer.sources], "region": answer.region}
+        meta = {"action": answer.action, "sources": [s.id for s in answer.sources], "region": answer.region,
+                "asked": answer.question, "offered": [d for d, _ in answer.suggestions + answer.related]}
         return Outgoing(answer.answer, buttons, meta=meta)
