@@ -144,6 +144,17 @@ def unique_user(prefix: str = "w") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+ADMIN = 1001  # the Telegram admin of tg_cfg
+FAST = {"QIUXUE__TELEGRAM__POLL_TIMEOUT_SECONDS": "1", "QIUXUE__DELIVERY__POLL_SECONDS": "0.05"}
+
+
+@pytest.fixture
+def tg_cfg(kb_cfg: Config, fake, tmp_path: Path) -> Config:  # type: ignore[no-untyped-def]
+    """The indexed shipped KB with Telegram pointed at the fake Bot API, polling and delivering quickly."""
+    return make_config(tmp_path, QIUXUE__DATA_DIR=str(kb_cfg.data_path), **FAST,
+                       QIUXUE__TELEGRAM__BASE_URL=f"{fake.base_url}/bot", QIUXUE__TELEGRAM__ADMINS=f"[{ADMIN}]")
+
+
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch, no_network: list[object]):  # type: ignore[no-untyped-def]
     """The fake Telegram Bot API on 127.0.0.1; the test fails if anything else was contacted."""

@@ -19,9 +19,9 @@ from bot.helpdesk.store import CLAIMED, RESOLVED, WAITING, DraftFaq, Ticket, Tic
 from common.clock import utcnow
 from common.settings import Config
 from ingest.refresh import refresh
-from tests.conftest import make_config, unique_user
+from tests.conftest import FAST, make_config, unique_user
 from tests.fakes.telegram_server import FakeBotApi
-from tests.test_telegram import FAST, Worker, plain, running_bot
+from tests.test_telegram import Worker, plain, running_bot
 
 GROUP = -1009876543210
 AGENT, STRANGER = 777, 888

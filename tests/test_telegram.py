@@ -14,24 +14,13 @@ from bot.channels.telegram_api import split_message
 from bot.core.dialogue import Dialogue
 from bot.core.hub import Hub
 from common.settings import Config
-from tests.conftest import make_config
+from tests.conftest import ADMIN, FAST, make_config
 from tests.fakes.telegram_server import FakeBotApi
 from tests.serving import TOKEN, free_port, running_hub
-
-ADMIN = 1001
 
 
 def plain(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
-
-
-FAST = {"QIUXUE__TELEGRAM__POLL_TIMEOUT_SECONDS": "1", "QIUXUE__DELIVERY__POLL_SECONDS": "0.05"}
-
-
-@pytest.fixture
-def tg_cfg(kb_cfg: Config, fake: FakeBotApi, tmp_path) -> Config:  # type: ignore[no-untyped-def]
-    return make_config(tmp_path, QIUXUE__DATA_DIR=str(kb_cfg.data_path), **FAST,
-                       QIUXUE__TELEGRAM__BASE_URL=f"{fake.base_url}/bot", QIUXUE__TELEGRAM__ADMINS=f"[{ADMIN}]")
 
 
 @asynccontextmanager
