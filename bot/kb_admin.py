@@ -9,7 +9,7 @@ import sys
 
 from common.settings import Settings
 from ingest import admin
-from ingest.refresh import RefreshError
+from ingest.errors import RefreshError
 
 
 class KbAdmin:

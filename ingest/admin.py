@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.db import open_database
 from common.settings import Settings
-from ingest.refresh import RefreshReport, refresh, rollback
 from ingest.versions import KbVersion, all_versions, live_version
+
+if TYPE_CHECKING:
+    from ingest.refresh import RefreshReport
 
 STAT_KEYS = ("added", "updated", "removed", "unchanged")
 
@@ -29,6 +31,19 @@ def status(cfg: Settings) -> dict[str, Any]:
         "errors": (v.stats or {}).get("errors", []),
     } for v in all_versions(sessions)]
     return {"live": live.version if live else None, "versions": rows}
+
+
+def refresh(cfg: Settings, **options: Any) -> RefreshReport:
+    """Build a new version and switch to it (`ingest.refresh.refresh`); loads the embedder and Chroma."""
+    from ingest import refresh as building  # the heavy part: only commands that build pay for it
+
+    return building.refresh(cfg, **options)
+
+
+def rollback(cfg: Settings, to: str | None = None, by: str | None = None) -> KbVersion:
+    from ingest import refresh as building
+
+    return building.rollback(cfg, to, by)
 
 
 def status_text(data: dict[str, Any], limit: int | None = None) -> str:

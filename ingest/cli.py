@@ -14,7 +14,7 @@ import sys
 from common.db import open_database
 from common.settings import Config
 from ingest import admin
-from ingest.refresh import RefreshError, refresh, rollback
+from ingest.errors import RefreshError
 from ingest.versions import live_version
 
 EXIT_FAILED, EXIT_PARTIAL = 1, 3
@@ -26,7 +26,7 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
             print("index present; nothing to do (qiuxue ingest refreshes it)")
         return 0
     try:
-        report = refresh(cfg, args.paths or None, rebuild=args.rebuild, by=args.by, progress=not args.json)
+        report = admin.refresh(cfg, paths=args.paths or None, rebuild=args.rebuild, by=args.by, progress=not args.json)
     except RefreshError as exc:
         print(f"ingest failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -47,7 +47,7 @@ def cmd_kb_status(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_kb_rollback(cfg: Config, args: argparse.Namespace) -> int:
     try:
-        target = rollback(cfg, args.to, args.by)
+        target = admin.rollback(cfg, args.to, args.by)
     except RefreshError as exc:
         print(f"rollback failed: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -32,12 +32,9 @@ from ingest import index as kb_index
 from ingest.chunking import chunk_document
 from ingest.documents import Chunk, Document
 from ingest.embedders import Embedder, embedder_from_config
+from ingest.errors import RefreshError
 from ingest.loaders import load_paths
 from ingest.versions import BUILDING, COMPLETE, DELETED, FAILED, KbVersion, live_version, set_live
-
-
-class RefreshError(RuntimeError):
-    """The new version could not be built or failed its smoke check; the live one still serves."""
 
 
 @dataclass
