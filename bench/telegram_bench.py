@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fakes.telegram_server import FakeBotApi  # noqa: E402
 
-from bot.channels.telegram import TelegramChannel  # noqa: E402
+from bot.channels import telegram  # noqa: E402
 from bot.core.dialogue import Dialogue  # noqa: E402
+from bot.core.hub import Hub  # noqa: E402
 from bot.evaluation import DEFAULT_SET, load_items  # noqa: E402
 from common.settings import load_config  # noqa: E402
 
@@ -103,19 +104,17 @@ async def run(worker_counts: list[int], n_messages: int) -> list[dict]:
     with FakeBotApi() as fake:
         watch = ReplyWatch(fake)
         cfg = load_config(environ={**os.environ, "QIUXUE__TELEGRAM__BASE_URL": f"{fake.base_url}/bot",
-                                   "QIUXUE__CHAT__RATE_LIMIT_MESSAGES": "1000"})
+                                   "QIUXUE__CHAT__RATE_LIMIT_MESSAGES": "1000",
+                                   "QIUXUE__TELEGRAM__POLL_TIMEOUT_SECONDS": "1"})
         dialogue = Dialogue(cfg)
-        channel = TelegramChannel(cfg, dialogue, TOKEN)
-        app = channel.build()
-        async with app:
-            await app.start()
-            await app.updater.start_polling(poll_interval=0, timeout=1)
-            try:
-                for seed, n in enumerate(worker_counts, 1):
-                    results.append(await asyncio.to_thread(simulate, fake, watch, n, n_messages, questions, seed))
-            finally:
-                await app.updater.stop()
-                await app.stop()
+        hub = Hub(dialogue)  # the real serving path: inbox, dialogue, outbox, delivery
+        telegram.create(cfg, hub, TOKEN)
+        await hub.start()
+        try:
+            for seed, n in enumerate(worker_counts, 1):
+                results.append(await asyncio.to_thread(simulate, fake, watch, n, n_messages, questions, seed))
+        finally:
+            await hub.stop()
         for seed, n in enumerate(worker_counts, 1):  # leave no benchmark conversations behind
             for k in range(n):
                 dialogue.store.forget("telegram", str(FIRST_USER + seed * 10_000 + k))
