@@ -251,3 +251,35 @@ def test_office_hours_and_union_topics(kb_cfg) -> None:  # type: ignore[no-untyp
     assert desk.next_opening(friday_19) == datetime(2026, 12, 7, 9, 0, tzinfo=shanghai)  # Monday 09:00
     assert desk.union_topic("公司拖欠工资三个月") and desk.union_topic("上班时受伤了算工伤吗")
     assert desk.union_topic("辞职了还能领吗") is None  # leaving a job is a policy question, not dismissal
+
+
+def test_every_staff_press_is_answered_once_and_only_agents_act(hd_cfg, fake) -> None:  # type: ignore[no-untyped-def]
+    user = 704
+
+    async def scenario() -> None:
+        async with running_bot(hd_cfg):
+            await Worker(fake, user).say("转人工", "排第")
+            card = await in_group(fake, "工单 #")
+            ticket_id = ticket_of(hd_cfg, user).id
+            for presser, data, needle in ((AGENT, "hd:claim", "expired"),
+                                          (AGENT, "hd:claim:99999999999999999999", "expired"),
+                                          (AGENT, "hd:claim:2147483000", "no such ticket"),
+                                          (STRANGER, f"hd:kb:{ticket_id}:1", "agents only"),
+                                          (STRANGER, f"hd:resolve:{ticket_id}", "agents only")):
+                mark = len(fake.calls)
+                query_id = fake.press_button(presser, card["message_id"], data, check_button=False)
+                answer = await fake.wait_for_call_async("answerCallbackQuery",
+                                                        lambda p, q=query_id: p.get("callback_query_id") == q,
+                                                        after=mark)
+                assert needle in answer.get("text", ""), (data, answer)
+                await asyncio.sleep(0.3)
+                answers = [p for m, p in fake.calls[mark:] if m == "answerCallbackQuery"
+                           and p.get("callback_query_id") == query_id]
+                assert len(answers) == 1, (data, answers)
+            assert ticket_of(hd_cfg, user).state == WAITING  # nobody but an agent changed it
+            mark = len(fake.sent())
+            fake.send_group_text(GROUP, STRANGER, "/tickets", message_thread_id=card["message_thread_id"])
+            await in_group(fake, "agents only", after=mark)
+            assert not [r for r in fake.sent(GROUP)[mark:] if f"#{ticket_id} waiting" in plain(r["text"])]
+
+    asyncio.run(scenario())
