@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint eval bench clean
+.PHONY: install run test check lint eval bench clean
 
 install: $(STAMP)
 
@@ -21,10 +21,14 @@ run: install
 	@if [ -n "$$TELEGRAM_BOT_TOKEN" ]; then $(BIN)/qiuxue serve --telegram; else $(BIN)/qiuxue chat; fi
 
 lint: install
-	$(BIN)/ruff check bot ingest tests bench
+	$(BIN)/ruff check bot common ingest tests bench
 
 test: install lint
 	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m pytest
+
+# The inner loop: lint and every test not marked slow (no killed processes, no second index build).
+check: install lint
+	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m pytest -m "not slow"
 
 eval: install
 	$(BIN)/qiuxue eval --calibrate
