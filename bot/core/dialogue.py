@@ -16,6 +16,7 @@ import yaml
 
 from bot.answering import ANSWER, Answer, Answerer
 from bot.config import Config
+from bot.core.edge import clean_incoming
 from bot.core.flows import APPLY, CHECK, EligibilityFlow, GuideFlow, menu
 from bot.core.messages import BUTTON, EDITED, UNSUPPORTED, Button, Incoming, Outgoing
 from bot.core.ratelimit import RateLimiter
@@ -71,6 +72,7 @@ class Dialogue:
         return self.turn(msg).replies
 
     def turn(self, msg: Incoming) -> Turn:
+        msg = clean_incoming(msg)  # storable text, ID/phone/bank numbers masked: nothing raw goes further
         if msg.text.strip().lower() in ("/reset", "/forget"):
             lang = self.store.forget(msg.channel, msg.user_id) or "zh"
             return Turn([Outgoing(t("reset_done", lang))])

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Config
-from bot.core.redact import redact
+from bot.core.edge import clean_text
 from bot.core.store import Conversation, TranscriptLine
 from bot.helpdesk.store import CLAIMED, RESOLVED, WAITING, DraftFaq, Ticket, TicketEvent
 from ingest.versions import utcnow
@@ -112,7 +112,7 @@ class Helpdesk:
             Ticket.state == WAITING, Ticket.id <= ticket.id)) or 1)
 
     def worker_message(self, session: Session, ticket: Ticket, text: str) -> TicketEvent:
-        return self._event(session, ticket, "worker_message", ticket.display_name or "worker", redact(text),
+        return self._event(session, ticket, "worker_message", ticket.display_name or "worker", clean_text(text),
                            delivered=False)
 
     def worker_left(self, session: Session, ticket: Ticket) -> None:
@@ -125,8 +125,8 @@ class Helpdesk:
             ticket = self._ticket_for(s, ticket_id, agent, "claim")
             if ticket.state == RESOLVED:
                 raise ValueError(f"ticket #{ticket_id} is already resolved")
-            ticket.state, ticket.agent, ticket.agent_name = CLAIMED, str(agent), agent_name
-            self._event(s, ticket, "claimed", agent_name or str(agent))
+            ticket.state, ticket.agent, ticket.agent_name = CLAIMED, str(agent), clean_text(agent_name)
+            self._event(s, ticket, "claimed", ticket.agent_name or str(agent))
             return ticket
 
     def resolve(self, ticket_id: int, agent: str, agent_name: str) -> Ticket:
@@ -139,6 +139,7 @@ class Helpdesk:
     def agent_message(self, ticket_id: int, agent: str, agent_name: str, text: str, source: str,
                       kind: str = "agent_message") -> TicketEvent | None:
         """Record an agent's reply (to relay) or note; None if this source was already recorded."""
+        text, agent_name = clean_text(text), clean_text(agent_name)  # the agents' edge: masked once
         try:
             with self.sessions.begin() as s:
                 ticket = self._ticket_for(s, ticket_id, agent, kind)
