@@ -14,6 +14,7 @@ from bot.config import load_config
 from bot.core.redact import install_log_redaction
 from bot.evaluation import add_commands as add_eval_commands
 from bot.helpdesk.admin import add_commands as add_helpdesk_commands
+from bot.smoke import serving_check
 from ingest.cli import add_commands as add_ingest_commands
 
 
@@ -22,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="config file (default: ./config.yaml or $QIUXUE_CONFIG)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    kb_sub = add_ingest_commands(sub)
+    kb_sub = add_ingest_commands(sub, candidate_check=serving_check)
     add_helpdesk_commands(sub, kb_sub)
     add_ask_commands(sub)
     add_eval_commands(sub)

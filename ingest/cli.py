@@ -9,24 +9,30 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from bot.config import Config
 from bot.db import open_database
-from ingest.refresh import RefreshError, refresh, rollback
+from ingest.refresh import CandidateCheck, RefreshError, knowledge_dirs, knowledge_paths, refresh, rollback
+from ingest.validate import validate_paths
 from ingest.versions import all_versions, live_version
 
 EXIT_FAILED, EXIT_PARTIAL = 1, 3
 
 
-def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """Adds `ingest` and `kb …`; returns the `kb` subcommands so others can add theirs."""
+def add_commands(sub: argparse._SubParsersAction,
+                 candidate_check: CandidateCheck | None = None) -> argparse._SubParsersAction:
+    """Adds `ingest` and `kb …`; returns the `kb` subcommands so others can add theirs.
+
+    `candidate_check` is the serving check a new version must pass before it goes live.
+    """
     p = sub.add_parser("ingest", help="build a new index version from the knowledge base and switch to it")
     p.add_argument("paths", nargs="*", help="files or folders (default: knowledge.paths in config.yaml)")
     p.add_argument("--rebuild", action="store_true", help="re-embed everything, ignoring the live version")
     p.add_argument("--if-missing", action="store_true", help="do nothing if a live version exists")
     p.add_argument("--by", help="who is refreshing (default: $QIUXUE_ACTOR or the login name)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the counts")
-    p.set_defaults(func=cmd_ingest)
+    p.set_defaults(func=cmd_ingest, candidate_check=candidate_check)
 
     kb = sub.add_parser("kb", help="index versions: status, rollback")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)
@@ -37,7 +43,26 @@ def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     rb.add_argument("--to", help="a specific version (see kb status)")
     rb.add_argument("--by")
     rb.set_defaults(func=cmd_kb_rollback)
+    va = kb_sub.add_parser("validate", help="check knowledge files against their declared shapes (no indexing)")
+    va.add_argument("paths", nargs="*", help="files or folders (default: the whole configured knowledge base)")
+    va.add_argument("--json", action="store_true")
+    va.set_defaults(func=cmd_kb_validate)
     return kb_sub
+
+
+def cmd_kb_validate(cfg: Config, args: argparse.Namespace) -> int:
+    dirs = knowledge_dirs(cfg)
+    paths = [Path(p).resolve() for p in args.paths] if args.paths else [
+        *knowledge_paths(cfg, None), *(d for d in (dirs.rules, dirs.guides, dirs.dictionary) if d)]
+    checked, problems = validate_paths(paths, dirs)
+    if args.json:
+        print(json.dumps({"checked": checked, "ok": not problems, "problems": [p.as_json() for p in problems]},
+                         ensure_ascii=False))
+    else:
+        for problem in problems:
+            print(f"✗ {problem}")
+        print(f"{checked} files checked, {len(problems)} with problems")
+    return EXIT_FAILED if problems else 0
 
 
 def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
@@ -46,7 +71,8 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
             print("index present; nothing to do (qiuxue ingest refreshes it)")
         return 0
     try:
-        report = refresh(cfg, args.paths or None, rebuild=args.rebuild, by=args.by, progress=not args.json)
+        report = refresh(cfg, args.paths or None, rebuild=args.rebuild, by=args.by, progress=not args.json,
+                         candidate_check=args.candidate_check)
     except RefreshError as exc:
         print(f"ingest failed: {exc}", file=sys.stderr)
         return EXIT_FAILED

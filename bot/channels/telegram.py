@@ -190,13 +190,14 @@ class TelegramChannel:
         await self.deliver(context.bot, msg.chat_id, [Outgoing(text)])
 
     def _admin_command(self, command: str, user_id: int) -> str:
+        from bot.smoke import serving_check
         from ingest.refresh import RefreshError, refresh
         from ingest.versions import all_versions, live_version
 
         sessions = self.dialogue.store.sessions
         if command == "kb_refresh":
             try:
-                r = refresh(self.cfg, by=f"telegram:{user_id}")
+                r = refresh(self.cfg, by=f"telegram:{user_id}", candidate_check=serving_check)
             except RefreshError as exc:
                 return f"refresh failed, the live version still serves: {exc}"
             errors = "\n".join(f"cannot read {e}" for e in r.errors)

@@ -54,6 +54,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_chat(cfg: Config, args: argparse.Namespace) -> int:
+    from bot.smoke import serving_check
     from ingest.refresh import RefreshError, refresh
     from ingest.versions import live_version
 
@@ -61,7 +62,7 @@ def cmd_chat(cfg: Config, args: argparse.Namespace) -> int:
     if live_version(dialogue.store.sessions) is None:
         print("building the knowledge-base index (first run)…", file=sys.stderr)
         try:
-            refresh(cfg, progress=True)
+            refresh(cfg, progress=True, candidate_check=serving_check)
         except RefreshError as exc:
             print(f"cannot build the index: {exc}", file=sys.stderr)
             return 1
