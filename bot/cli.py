@@ -12,6 +12,7 @@ from bot.channels.terminal import add_commands as add_chat_commands
 from bot.check import add_commands as add_check_commands
 from bot.config import load_config
 from bot.core.redact import install_log_redaction
+from bot.core.retention import add_commands as add_purge_commands
 from bot.evaluation import add_commands as add_eval_commands
 from bot.helpdesk.admin import add_commands as add_helpdesk_commands
 from bot.smoke import serving_check
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_commands(sub)
     add_chat_commands(sub)
     add_serve_commands(sub)
+    add_purge_commands(sub)
     return parser
 
 

@@ -20,6 +20,7 @@ from bot.core.edge import clean_incoming
 from bot.core.flows import APPLY, CHECK, EligibilityFlow, GuideFlow, menu
 from bot.core.messages import BUTTON, EDITED, UNSUPPORTED, Button, Incoming, Outgoing
 from bot.core.ratelimit import RateLimiter
+from bot.core.retention import forget
 from bot.core.store import RETRYABLE, Conversation, ConversationStore, Feedback, TranscriptLine
 from bot.db import open_database
 from bot.eligibility import Rules
@@ -74,7 +75,7 @@ class Dialogue:
     def turn(self, msg: Incoming) -> Turn:
         msg = clean_incoming(msg)  # storable text, ID/phone/bank numbers masked: nothing raw goes further
         if msg.text.strip().lower() in ("/reset", "/forget"):
-            lang = self.store.forget(msg.channel, msg.user_id) or "zh"
+            lang = forget(self.store.sessions, msg.channel, msg.user_id) or "zh"  # tickets too
             return Turn([Outgoing(t("reset_done", lang))])
         limited = not self.limiter.allow(f"{msg.channel}:{msg.user_id}")
         for attempt in range(5):
