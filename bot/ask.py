@@ -21,6 +21,7 @@ from bot.config import Config
 from bot.core.normalize import storable
 
 log = logging.getLogger(__name__)
+LINE_SEPARATORS = ("\u0085", "\u2028", "\u2029")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -62,10 +63,12 @@ def _stream(answerer: Answerer, mode: str) -> int:
 
 
 def _emit(data: dict[str, Any]) -> None:
-    """Print one JSON line that is always valid UTF-8."""
+    """Print one JSON line that is always valid UTF-8 and has no line break of any kind inside."""
     try:
         line = json.dumps(data, ensure_ascii=False)
         line.encode("utf-8")
     except (UnicodeEncodeError, ValueError, RecursionError):
         line = json.dumps(data, ensure_ascii=True, default=str)
+    for separator in LINE_SEPARATORS:  # JSON leaves them raw, but line readers split on them
+        line = line.replace(separator, f"\\u{ord(separator):04x}")
     print(line, flush=True)

@@ -54,8 +54,10 @@ def test_json_lines_stream_answers_every_line_of_hostile_bytes(kb_env, capsysbin
     bad = [b'{"question":"a\\ud800"}', b"\xff\xfe\xfd", b"[" * 5000 + b"]" * 5000, b"[1, 2]", b'"text"',
            b'{"question": {"a": 1}}', b'{"region": "\\u5e7f\\u4e1c"}', b"", b'{"question": "x", "region": 7}']
     good = '{"question": "广东能补多少钱"}'.encode()
-    rows = _run_stream(monkeypatch, capsysbinary, b"\n".join([*bad, good, b'{"question":"nul\\u0000?"}']) + b"\n")
-    assert len(rows) == len(bad) + 2
+    separators = '{"question": "广东\u2028能补\u0085多少钱"}'.encode()  # raw line breaks of other kinds
+    rows = _run_stream(monkeypatch, capsysbinary,
+                       b"\n".join([*bad, good, separators, b'{"question":"nul\\u0000?"}']) + b"\n")
+    assert len(rows) == len(bad) + 3
     assert all(set(r) == {"error"} for r in rows[:len(bad)])
     messages = [r["error"] for r in rows[:len(bad)]]
     assert "surrogate" in messages[0] and "UTF-8" in messages[1] and "nested" in messages[2]

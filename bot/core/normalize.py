@@ -3,7 +3,7 @@
 SQLite (via Python's sqlite3) refuses lone surrogates, PostgreSQL refuses U+0000; other C0
 control characters only confuse logs and terminals. `storable` makes any `str` safe for both:
 lone surrogates become U+FFFD, control characters other than newline and tab are dropped
-(CR and CRLF become a newline), and the result is in Unicode NFC.
+(CR and CRLF become a newline; C1 controls such as U+0085 go too), and the result is in Unicode NFC.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import re
 import unicodedata
 
 REPLACEMENT = "\ufffd"
-# C0 controls except \t (09) and \n (0a); \r is handled first; DEL (7f) too.
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# C0 controls except \t (09) and \n (0a) — \r is handled first —, DEL and the C1 controls (80–9f).
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
