@@ -2,7 +2,7 @@
 
 Covered: the dialogue core (random text, commands, media kinds and presses of offered buttons,
 on SQLite and PostgreSQL), `ask --json -` lines, `check` profiles, and knowledge-file loading.
-About 4,000 cases by default (well under a minute); QIUXUE_FUZZ_EXAMPLES=N multiplies each
+About 2,900 cases by default; QIUXUE_FUZZ_EXAMPLES=N multiplies each
 property's examples by N/100 for a long run, e.g. QIUXUE_FUZZ_EXAMPLES=10000.
 """
 
@@ -77,7 +77,7 @@ def _message(user: str, action: tuple[str, object], offered: list[str]) -> Incom
 def test_the_dialogue_core_answers_whatever_it_is_sent(db_cfg: Config) -> None:
     dialogue = dialogue_for(db_cfg)
 
-    @fuzz(120)
+    @fuzz(25)
     @given(st.lists(ACTION, min_size=1, max_size=4))
     def conversation(actions: list[tuple[str, object]]) -> None:
         user, offered = unique_user("fz"), []
@@ -102,7 +102,7 @@ LINE_BYTES = st.one_of(
 ).map(lambda b: b.replace(b"\n", b" "))
 
 
-@fuzz(2000)
+@fuzz(1500)
 @given(LINE_BYTES)
 def test_every_ask_line_is_a_request_or_a_clear_error(raw: bytes) -> None:
     try:
@@ -115,7 +115,7 @@ def test_every_ask_line_is_a_request_or_a_clear_error(raw: bytes) -> None:
 
 
 def test_ask_stream_writes_one_utf8_line_per_input_line(answerer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    @fuzz(8)
+    @fuzz(5)
     @given(st.lists(LINE_BYTES, min_size=1, max_size=40))
     def stream(lines: list[bytes]) -> None:
         out = io.StringIO()
@@ -142,7 +142,7 @@ def test_check_never_crashes_on_any_profile(rules, kb_cfg: Config) -> None:  # t
     profiles = st.dictionaries(fields, values, max_size=8).flatmap(
         lambda p: st.builds(lambda r: {**p, "region": r} if r is not None else p, st.none() | places))
 
-    @fuzz(1200)
+    @fuzz(800)
     @given(profiles)
     def check_profile(profile: dict) -> None:
         try:
@@ -155,7 +155,7 @@ def test_check_never_crashes_on_any_profile(rules, kb_cfg: Config) -> None:  # t
 
     check_profile()
 
-    @fuzz(60)
+    @fuzz(40)
     @given(JSON_VALUES)
     def check_cli(value: object) -> None:
         out = io.StringIO()
@@ -177,7 +177,7 @@ FAQ_DATA = st.one_of(st.lists(ENTRY, max_size=3), JSON_VALUES)
 def test_knowledge_files_load_or_are_refused_by_name(tmp_path: Path) -> None:
     faq, md = tmp_path / "f.yaml", tmp_path / "p.md"
 
-    @fuzz(500)
+    @fuzz(300)
     @given(FAQ_DATA)
     def faq_file(data: object) -> None:
         faq.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8", errors="surrogatepass")
