@@ -34,7 +34,7 @@ def add_all(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--if-missing", action="store_true", help="do nothing if a live version exists")
     p.add_argument("--by", help="who is refreshing (default: $QIUXUE_ACTOR or the login name)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the counts")
-    p.set_defaults(func=lazy("ingest.cli:cmd_ingest"))
+    p.set_defaults(func=lazy("bot.kb_admin:cmd_ingest"))
 
     kb = sub.add_parser("kb", help="index versions: status, rollback; helpdesk drafts: approve")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True)
@@ -45,6 +45,10 @@ def add_all(sub: argparse._SubParsersAction) -> None:
     rb.add_argument("--to", help="a specific version (see kb status)")
     rb.add_argument("--by")
     rb.set_defaults(func=lazy("ingest.cli:cmd_kb_rollback"))
+    va = kb_sub.add_parser("validate", help="check knowledge files against their declared shapes (no indexing)")
+    va.add_argument("paths", nargs="*", help="files or folders (default: the whole configured knowledge base)")
+    va.add_argument("--json", action="store_true")
+    va.set_defaults(func=lazy("ingest.cli:cmd_kb_validate"))
     ap = kb_sub.add_parser("approve", help="approve helpdesk draft FAQ entries (no ids: list drafts)")
     ap.add_argument("ids", nargs="*", type=int)
     ap.add_argument("--by", default="admin")
@@ -54,6 +58,12 @@ def add_all(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--days", type=float, default=30)
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(func=lazy("bot.helpdesk.admin:cmd_report"))
+
+    p = sub.add_parser("purge", help="delete transcripts and closed tickets older than the retention period")
+    p.add_argument("--older-than", type=float, metavar="DAYS",
+                   help="retention in days (default: privacy.retention_days in config.yaml)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=lazy("bot.core.retention:cmd_purge"))
 
     p = sub.add_parser("ask", help="answer a question from the knowledge base")
     p.add_argument("question", nargs="*", help="the question; '-' with --json reads JSON lines from stdin")

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from bot.regions import Gazetteer
+from ingest.schema import OPERATORS
 
 YES, NO, UNKNOWN = "yes", "no", "unknown"
 TRUE_WORDS = {"true", "yes", "y", "1", "是", "是的", "对", "有", "嗯"}
@@ -103,7 +104,7 @@ class Condition:
         raise ValueError(f"unknown operator {self.op!r}")
 
 
-OPERATORS = ("equals", "in", "not_in", "min", "max", "on_or_after", "on_or_before")
+
 
 
 @dataclass

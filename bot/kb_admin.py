@@ -5,8 +5,10 @@ Channels use this and never `ingest` itself; the texts are `ingest.admin`'s, the
 
 from __future__ import annotations
 
+import argparse
 import sys
 
+from bot.smoke import serving_check
 from common.settings import Settings
 from ingest import admin
 from ingest.errors import RefreshError
@@ -21,7 +23,7 @@ class KbAdmin:
 
     def refresh_text(self, by: str) -> str:
         try:
-            return admin.refresh_text(admin.refresh(self.cfg, by=by))
+            return admin.refresh_text(admin.refresh(self.cfg, by=by, candidate_check=serving_check))
         except RefreshError as exc:
             return f"refresh failed, the live version still serves: {exc}"
 
@@ -31,8 +33,16 @@ class KbAdmin:
             return True
         print("building the knowledge-base index (first run)…", file=sys.stderr)
         try:
-            admin.refresh(self.cfg, progress=progress)
+            admin.refresh(self.cfg, progress=progress, candidate_check=serving_check)
         except RefreshError as exc:
             print(f"cannot build the index: {exc}", file=sys.stderr)
             return False
         return True
+
+
+def cmd_ingest(cfg: Settings, args: argparse.Namespace) -> int:
+    """`qiuxue ingest`: ingest's command, with the bot's serving check a new version must pass."""
+    from ingest.cli import cmd_ingest as build
+
+    args.candidate_check = serving_check
+    return build(cfg, args)

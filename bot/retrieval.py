@@ -24,7 +24,7 @@ from ingest import index as kb_index
 from ingest.embedders import Embedder, embedder_from_name
 from ingest.index import StoredChunk
 from ingest.vector_cache import VectorCache
-from ingest.versions import live_version
+from ingest.versions import KbVersion, live_version
 
 log = logging.getLogger(__name__)
 MODES = ("hybrid", "bm25", "dense")
@@ -59,8 +59,12 @@ class Snapshot:
 def load_snapshot(cfg: Config, tokenizer: Tokenizer, cache: VectorCache,
                   embedder: Embedder | None = None) -> Snapshot | None:
     live = live_version(open_database(cfg))
-    if live is None:
-        return None
+    return None if live is None else snapshot_of(cfg, live, tokenizer, cache, embedder)
+
+
+def snapshot_of(cfg: Config, live: KbVersion, tokenizer: Tokenizer, cache: VectorCache,
+                embedder: Embedder | None = None) -> Snapshot:
+    """One version (live, or a candidate being smoke-checked), loaded as the bot serves it."""
     embedder = embedder or embedder_from_name(live.embedder)
     if embedder.name != live.embedder:
         raise RuntimeError(f"index {live.version} was built with {live.embedder}, not {embedder.name}")

@@ -131,6 +131,10 @@ class Telegram(Section):
     poll_timeout_seconds: float = 20
 
 
+class Privacy(Section):
+    retention_days: float = Field(180, gt=0)  # `qiuxue purge` deletes transcripts and closed tickets older than this
+
+
 class Server(Section):
     host: str = "127.0.0.1"
     port: int = 8080
@@ -174,6 +178,7 @@ class Settings(BaseSettings):
     chat: Chat = Chat()
     helpdesk: Helpdesk = Helpdesk()
     telegram: Telegram = Telegram()
+    privacy: Privacy = Privacy()
     server: Server = Server()
     delivery: Delivery = Delivery()
 

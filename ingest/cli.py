@@ -10,14 +10,33 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from common.db import open_database
 from common.settings import Config
 from ingest import admin
 from ingest.errors import RefreshError
+from ingest.validate import validate_paths
 from ingest.versions import live_version
 
 EXIT_FAILED, EXIT_PARTIAL = 1, 3
+
+
+def cmd_kb_validate(cfg: Config, args: argparse.Namespace) -> int:
+    from ingest.refresh import knowledge_dirs, knowledge_paths
+
+    dirs = knowledge_dirs(cfg)
+    paths = [Path(p).resolve() for p in args.paths] if args.paths else [
+        *knowledge_paths(cfg, None), *(d for d in (dirs.rules, dirs.guides, dirs.dictionary) if d)]
+    checked, problems = validate_paths(paths, dirs)
+    if args.json:
+        print(json.dumps({"checked": checked, "ok": not problems, "problems": [p.as_json() for p in problems]},
+                         ensure_ascii=False))
+    else:
+        for problem in problems:
+            print(f"✗ {problem}")
+        print(f"{checked} files checked, {len(problems)} with problems")
+    return EXIT_FAILED if problems else 0
 
 
 def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
@@ -26,7 +45,8 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
             print("index present; nothing to do (qiuxue ingest refreshes it)")
         return 0
     try:
-        report = admin.refresh(cfg, paths=args.paths or None, rebuild=args.rebuild, by=args.by, progress=not args.json)
+        report = admin.refresh(cfg, paths=args.paths or None, rebuild=args.rebuild, by=args.by, progress=not args.json,
+                              candidate_check=getattr(args, "candidate_check", None))
     except RefreshError as exc:
         print(f"ingest failed: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -16,9 +16,9 @@ import frontmatter
 import yaml
 
 from ingest.documents import Document, LoadError, Section
+from ingest.schema import KnowledgeFileError, PolicyMeta, check, check_faq
 
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-REQUIRED_FAQ_FIELDS = ("id", "question", "answer")
 
 
 def _plain(value: Any) -> Any:
@@ -64,8 +64,12 @@ def split_markdown(body: str) -> tuple[str | None, list[Section]]:
 
 def load_markdown(path: Path, rel: str) -> list[Document]:
     post = frontmatter.loads(path.read_text(encoding="utf-8"))
+    if "scope" in post.metadata:  # a policy: its front matter has a declared shape
+        check(PolicyMeta, dict(post.metadata))
     meta = _plain(dict(post.metadata))
     h1, sections = split_markdown(post.content)
+    if not sections:
+        raise KnowledgeFileError("no text after the front matter")
     meta.setdefault("title", h1 or path.stem)
     doc_id = str(meta.pop("id", "") or f"file:{rel}")
     kind = "policy" if "scope" in meta else "file"
@@ -73,13 +77,10 @@ def load_markdown(path: Path, rel: str) -> list[Document]:
 
 
 def load_faq(path: Path, rel: str) -> list[Document]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-    if not isinstance(data, list):
-        raise ValueError("a FAQ file must be a YAML list of entries")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    check_faq(data)
     docs = []
-    for n, entry in enumerate(data, 1):
-        if not isinstance(entry, dict) or any(not entry.get(k) for k in REQUIRED_FAQ_FIELDS):
-            raise ValueError(f"entry {n} lacks one of {', '.join(REQUIRED_FAQ_FIELDS)}")
+    for entry in data:
         meta = _plain(dict(entry))
         doc_id = str(meta.pop("id"))
         meta["title"] = meta["question"]
@@ -202,6 +203,9 @@ def load_paths(paths: Iterable[Path]) -> tuple[list[Document], list[LoadError]]:
             continue
         try:
             loaded = loader(file, rel)
+        except KnowledgeFileError as exc:  # the file's shape is wrong: say which fields, refuse it
+            errors.append(LoadError(str(file), f"invalid: {exc}", rel))
+            continue
         except Exception as exc:  # any reader failure names the file; the run goes on
             errors.append(LoadError(str(file), f"{type(exc).__name__}: {exc}", rel))
             continue

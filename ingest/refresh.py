@@ -4,8 +4,12 @@
   version (never re-embedded), changed ones are re-chunked and re-embedded, deleted ones vanish.
 - A file that cannot be read is reported by name; if the live version had it, its old chunks are
   kept so one broken upload never silently empties part of the knowledge base.
+- Every file is validated against its declared shape (`ingest/schema.py`): a bad one is named with
+  its fields and refused like an unreadable one; bad rules, guides or dictionary files are reported.
 - The live pointer moves only after the new version is complete and passes the smoke check
-  (non-empty, the probe query finds a passage). A crash before that leaves the live version serving.
+  (non-empty, the probe query finds a passage, and the caller's `candidate_check` — the bot's
+  serving check, which loads and asks the candidate as a bot would). A crash before that leaves the
+  live version serving.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import getpass
 import os
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -34,7 +38,12 @@ from ingest.documents import Chunk, Document
 from ingest.embedders import Embedder, embedder_from_config
 from ingest.errors import RefreshError
 from ingest.loaders import load_paths
+from ingest.validate import KnowledgeDirs, Problem, validate_paths
 from ingest.versions import BUILDING, COMPLETE, DELETED, FAILED, KbVersion, live_version, set_live
+
+# Loads a candidate version as a serving bot does and probes it; raises if the bot would fail.
+# The bot provides it (`bot.smoke.serving_check`): ingest never imports the bot.
+CandidateCheck = Callable[[Config, KbVersion, Embedder], object]
 
 
 @dataclass
@@ -76,6 +85,17 @@ def knowledge_paths(cfg: Config, paths: list[str] | None) -> list[Path]:
     return [*roots, approved] if cfg.knowledge.approved_dir and approved.is_dir() else roots
 
 
+def knowledge_dirs(cfg: Config) -> KnowledgeDirs:
+    k = cfg.knowledge
+    return KnowledgeDirs(cfg.path(k.rules_dir), cfg.path(k.guides_dir), cfg.path(k.dictionary_dir))
+
+
+def data_file_problems(cfg: Config) -> list[Problem]:
+    """Problems of the rules, guides and dictionary files (read by the bot directly, not indexed)."""
+    dirs = knowledge_dirs(cfg)
+    return validate_paths([d for d in (dirs.rules, dirs.guides, dirs.dictionary) if d is not None], dirs)[1]
+
+
 def new_version_id() -> str:
     return datetime.now().strftime("v%Y%m%d-%H%M%S-") + secrets.token_hex(2)
 
@@ -85,13 +105,17 @@ def _default_actor() -> str:
 
 
 def refresh(cfg: Config, paths: list[str] | None = None, *, rebuild: bool = False, by: str | None = None,
-            progress: bool = False, embedder: Embedder | None = None) -> RefreshReport:
-    """Build a new index version from `paths` (default: knowledge.paths) and make it live."""
+            progress: bool = False, embedder: Embedder | None = None,
+            candidate_check: CandidateCheck | None = None) -> RefreshReport:
+    """Build a new index version from `paths` (default: knowledge.paths) and make it live.
+
+    `candidate_check` (the bot's serving check) must pass before the version goes live.
+    """
     embedder = embedder or embedder_from_config(cfg)
     sessions = open_database(cfg)
     with ingest_lock(cfg):
         return _refresh_locked(cfg, sessions, knowledge_paths(cfg, paths), rebuild, by or _default_actor(),
-                               progress, embedder)
+                               progress, embedder, candidate_check)
 
 
 def _plan(docs: list[Document], previous: dict[str, dict], broken_paths: set[str]) -> tuple[
@@ -125,9 +149,10 @@ def _plan(docs: list[Document], previous: dict[str, dict], broken_paths: set[str
 
 
 def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebuild: bool, by: str,
-                    progress: bool, embedder: Embedder) -> RefreshReport:
+                    progress: bool, embedder: Embedder, candidate_check: CandidateCheck | None = None
+                    ) -> RefreshReport:
     docs, load_errors = load_paths(roots)
-    errors = [str(e) for e in load_errors]
+    errors = [str(e) for e in load_errors] + [str(p) for p in data_file_problems(cfg)]
     broken = {e.rel for e in load_errors}
     live = live_version(sessions)
     client = kb_index.chroma_client(cfg)
@@ -160,6 +185,15 @@ def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebu
         _embed_into(collection, to_embed, embedder, cfg, progress, manifest)
         total = collection.count()
         _smoke_check(collection, embedder, cfg.index.probe_query)
+        if candidate_check is not None:
+            with sessions() as s:
+                candidate = s.get(KbVersion, version)
+            try:
+                candidate_check(cfg, candidate, embedder)
+            except Exception as exc:
+                raise RefreshError(f"smoke check failed: the bot cannot serve {version} "
+                                   f"({type(exc).__name__}: {exc}); {live.version if live else 'no version'} "
+                                   "still live") from exc
         with sessions.begin() as s:
             row = s.get(KbVersion, version)
             row.status, row.finished_at = COMPLETE, utcnow()

@@ -41,3 +41,28 @@ def test_json_lines_stream_survives_bad_input(kb_env, capsys, monkeypatch) -> No
     assert "10000" in answers[2]["answer"]  # the long paste is told why, in its own language
     assert all(any(w in r["answer"] for w in ("转人工", "请", "human", "Please")) for r in answers[1:])
     assert all("error" in e for e in errors)
+
+
+def _run_stream(monkeypatch, capsysbinary, stdin: bytes) -> list[dict]:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8"))
+    assert qiuxue(["ask", "--json", "-"]) == 0
+    out = capsysbinary.readouterr().out
+    return [json.loads(line) for line in out.decode("utf-8").splitlines()]  # strict UTF-8: raises if not
+
+
+def test_json_lines_stream_answers_every_line_of_hostile_bytes(kb_env, capsysbinary, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    bad = [b'{"question":"a\\ud800"}', b"\xff\xfe\xfd", b"[" * 5000 + b"]" * 5000, b"[1, 2]", b'"text"',
+           b'{"question": {"a": 1}}', b'{"region": "\\u5e7f\\u4e1c"}', b"", b'{"question": "x", "region": 7}']
+    good = '{"question": "广东能补多少钱"}'.encode()
+    separators = '{"question": "广东\u2028能补\u0085多少钱"}'.encode()  # raw line breaks of other kinds
+    rows = _run_stream(monkeypatch, capsysbinary,
+                       b"\n".join([*bad, good, separators, b'{"question":"nul\\u0000?"}']) + b"\n")
+    assert len(rows) == len(bad) + 3
+    assert all(set(r) == {"error"} for r in rows[:len(bad)])
+    messages = [r["error"] for r in rows[:len(bad)]]
+    assert "surrogate" in messages[0] and "UTF-8" in messages[1] and "nested" in messages[2]
+    assert "object" in messages[3] and "object" in messages[4] and '"question" must be a string' in messages[5]
+    assert 'missing "question"' in messages[6] and "empty line" in messages[7] and '"region"' in messages[8]
+    assert all(m.startswith(f"line {i}:") for i, m in enumerate(messages, 1))
+    assert rows[len(bad)]["action"] == "answer" and set(rows[len(bad)]) == KEYS
+    assert set(rows[-1]) == KEYS and "\x00" not in rows[-1]["question"]

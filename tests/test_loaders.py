@@ -83,7 +83,7 @@ def test_text_html_pdf_docx(tmp_path: Path) -> None:
 
 
 def test_unreadable_files_are_named_and_the_rest_loads(tmp_path: Path) -> None:
-    (tmp_path / "good.md").write_text("---\nid: good\nscope: city\n---\n## 标准\n一千元。", encoding="utf-8")
+    (tmp_path / "good.md").write_text("---\nid: good\nscope: city\nregion: 甲市\nsources: [T1]\n---\n## 标准\n一千元。", encoding="utf-8")
     (tmp_path / "broken.pdf").write_bytes(b"this is not a pdf")
     (tmp_path / "broken.docx").write_bytes(b"PK\x03\x04 truncated zip")
     (tmp_path / "bad-front-matter.md").write_text("---\nid: [unclosed\n---\n正文。", encoding="utf-8")
@@ -99,6 +99,6 @@ def test_unreadable_files_are_named_and_the_rest_loads(tmp_path: Path) -> None:
 
 def test_duplicate_ids_are_reported(tmp_path: Path) -> None:
     for name in ("a.md", "b.md"):
-        (tmp_path / name).write_text("---\nid: same\nscope: city\n---\n正文。", encoding="utf-8")
+        (tmp_path / name).write_text("---\nid: same\nscope: city\nregion: 甲市\nsources: [T1]\n---\n正文。", encoding="utf-8")
     docs, errors = load_paths([tmp_path])
     assert len(docs) == 1 and len(errors) == 1 and "duplicate id 'same'" in errors[0].reason

@@ -32,6 +32,7 @@ from bot.core.buttons import (
     fill_line,
     vote_template,
 )
+from bot.core.edge import clean_incoming
 from bot.core.flows import APPLY, CHECK, EligibilityFlow, GuideFlow, menu
 from bot.core.inbox import Inbox, InboxItem, InboxStatus
 from bot.core.messages import (
@@ -46,6 +47,7 @@ from bot.core.messages import (
 )
 from bot.core.outbox import Outbox
 from bot.core.ratelimit import RateLimiter
+from bot.core.retention import forget
 from bot.core.store import RETRYABLE, Conversation, ConversationStore, Feedback, TranscriptLine
 from bot.eligibility import Rules
 from bot.guides import load_guides
@@ -105,6 +107,7 @@ class Dialogue:
     def turn(self, msg: Incoming, inbox_id: int | None = None, via_outbox: bool = False) -> Turn:
         """Handle one message in one transaction; with `inbox_id`, mark that inbox row handled in it,
         and with `via_outbox`, write the replies to the outbox (the hub delivers them) in it too."""
+        msg = clean_incoming(msg)  # storable text, ID/phone/bank numbers masked: nothing raw goes further
         if msg.text.strip().lower() in ("/reset", "/forget"):
             return self._forget(msg, inbox_id, via_outbox)
         caps = self.capabilities.get(msg.channel, Capabilities())
@@ -163,7 +166,7 @@ class Dialogue:
         return turn
 
     def _forget(self, msg: Incoming, inbox_id: int | None, via_outbox: bool) -> Turn:
-        lang = self.store.forget(msg.channel, msg.user_id) or "zh"
+        lang = forget(self.store.sessions, msg.channel, msg.user_id) or "zh"  # tickets too
         turn = Turn([Outgoing(t("reset_done", lang))])
         with self.store.sessions.begin() as session:
             item = session.get(InboxItem, inbox_id) if inbox_id is not None else None

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from bot.core import metrics
 from bot.core.channel import Channel, PermanentFailure, TransientFailure
 from bot.core.dialogue import Dialogue
+from bot.core.edge import clean_incoming, clean_text
 from bot.core.inbox import Inbox, InboxItem, InboxKind, InboxStatus
 from bot.core.messages import Incoming, Outgoing, incoming_from_dict, incoming_to_dict, to_payload
 from bot.core.outbox import Claimed, Outbox, OutboxKind
@@ -37,6 +38,16 @@ from ingest.versions import live_version
 
 log = logging.getLogger(__name__)
 WORKER_PUSHES = (OutboxKind.PUSH, OutboxKind.COPY)
+
+
+def _cleaned(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {k: _cleaned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(v) for v in value]
+    return value
 
 
 class Hub:
@@ -62,13 +73,17 @@ class Hub:
 
     # -- in -----------------------------------------------------------------------------------------
     async def receive(self, msg: Incoming, external_id: str) -> bool:
-        """Store a worker's message durably (False: seen before); the channel may acknowledge it after this."""
+        """Store a worker's message durably (False: seen before); the channel may acknowledge it after this.
+
+        Cleaned first (storable text, personal numbers masked): nothing raw reaches the database."""
+        msg = clean_incoming(msg)
         return await self._accept(msg.channel, external_id, f"{msg.channel}:{msg.user_id}",
                                   incoming_to_dict(msg), InboxKind.WORKER)
 
     async def receive_platform(self, channel: str, external_id: str, key: str, payload: dict[str, Any]) -> bool:
-        """Store a platform update that the channel itself handles later (e.g. a staff group's)."""
-        return await self._accept(channel, external_id, key, payload, InboxKind.PLATFORM)
+        """Store a platform update that the channel itself handles later (e.g. a staff group's), every text
+        in it cleaned like a worker's."""
+        return await self._accept(channel, external_id, key, _cleaned(payload), InboxKind.PLATFORM)
 
     async def _accept(self, channel: str, external_id: str, key: str, payload: dict[str, Any],
                       kind: InboxKind) -> bool:

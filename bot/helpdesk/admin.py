@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 from sqlalchemy import select
 
+from bot.core.redact import contains_pii
 from bot.core.store import Conversation, Feedback, TranscriptLine
 from bot.helpdesk.store import DraftFaq, Ticket
 from common.clock import utcnow
@@ -31,6 +32,10 @@ from ingest.embedders import embedder_from_config
 APPROVED_FILE = "helpdesk-faq.yaml"
 
 
+class PiiInDraft(ValueError):
+    """A draft still holds a personal number in clear: it is never approved."""
+
+
 def approve(cfg: Config, ids: list[int], by: str) -> list[DraftFaq]:
     """Mark drafts approved and (re)write the approved FAQ file from every approved draft."""
     sessions = open_database(cfg)
@@ -39,6 +44,10 @@ def approve(cfg: Config, ids: list[int], by: str) -> list[DraftFaq]:
         missing = [i for i, d in zip(ids, drafts, strict=True) if d is None]
         if missing:
             raise KeyError(f"no draft FAQ {', '.join(map(str, missing))}")
+        leaking = [f"#{d.id}" for d in drafts if contains_pii(d.question) or contains_pii(d.answer)]
+        if leaking:
+            raise PiiInDraft(f"draft FAQ {', '.join(leaking)} still contains an ID-card, phone or bank-card "
+                             "number; edit it in the database before approving")
         for d in drafts:
             d.status, d.approved_by = "approved", by
         approved = list(s.scalars(select(DraftFaq).where(DraftFaq.status == "approved").order_by(DraftFaq.id)))
@@ -117,8 +126,8 @@ def cmd_approve(cfg: Config, args: argparse.Namespace) -> int:
         return 0
     try:
         done = approve(cfg, args.ids, args.by)
-    except KeyError as exc:
-        print(str(exc))
+    except (KeyError, PiiInDraft) as exc:
+        print(str(exc).strip("'\""))
         return 1
     target = Path(cfg.path(cfg.knowledge.approved_dir)) / APPROVED_FILE
     print(f"approved {', '.join(f'#{d.id}' for d in done)} → {target}; run `qiuxue ingest` to publish")

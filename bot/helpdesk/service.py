@@ -25,9 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.buttons import Staff, encode
+from bot.core.edge import clean_text
 from bot.core.messages import Button, Outgoing, to_payload
 from bot.core.outbox import Outbox, OutboxKind
-from bot.core.redact import redact
 from bot.core.store import Conversation, TranscriptLine
 from bot.helpdesk.store import CLAIMED, RESOLVED, WAITING, DraftFaq, EventKind, Ticket, TicketEvent
 from bot.i18n import t
@@ -134,7 +134,7 @@ class Helpdesk:
             ticket = recent
         else:
             ticket = Ticket(conversation_id=conv.id, channel=conv.channel, user_id=conv.user_id,
-                            display_name=redact(conv.display_name), region=conv.region, reason=reason, facts=facts)
+                            display_name=clean_text(conv.display_name), region=conv.region, reason=reason, facts=facts)
             session.add(ticket)
             session.flush()
             event = self._event(session, ticket, EventKind.OPENED, "worker", reason)
@@ -153,7 +153,7 @@ class Helpdesk:
 
     def worker_message(self, session: Session, ticket: Ticket, text: str) -> TicketEvent:
         name = ticket.display_name or t("staff_worker_default_name", STAFF_LANG)
-        event = self._event(session, ticket, EventKind.WORKER_MESSAGE, ticket.display_name or "worker", redact(text),
+        event = self._event(session, ticket, EventKind.WORKER_MESSAGE, ticket.display_name or "worker", clean_text(text),
                             delivered=not self.staff_channels)
         self._to_staff(session, ticket, t("staff_worker_says", STAFF_LANG, name=name, text=event.text), event.id)
         return event
@@ -168,7 +168,7 @@ class Helpdesk:
             ticket = self._ticket_for(s, ticket_id, agent, "claim")
             if ticket.state == RESOLVED:
                 raise AlreadyResolved(t("staff_already_resolved", STAFF_LANG, ticket=ticket_id))
-            self._claim(s, ticket, agent, agent_name)
+            self._claim(s, ticket, agent, clean_text(agent_name))
             return ticket
 
     def resolve(self, ticket_id: int, agent: str, agent_name: str) -> Ticket:
@@ -189,12 +189,13 @@ class Helpdesk:
                       kind: EventKind = EventKind.AGENT_MESSAGE, media: dict[str, Any] | None = None,
                       ) -> TicketEvent | None:
         """Record an agent's reply (relayed to the worker) or note; None if this source was already recorded."""
+        text, agent_name = clean_text(text), clean_text(agent_name)  # the agents' edge: masked once
         try:
             with self.sessions.begin() as s:
                 ticket = self._ticket_for(s, ticket_id, agent, kind)
                 if kind != EventKind.NOTE and ticket.state == WAITING:  # replying claims it
                     self._claim(s, ticket, agent, agent_name)
-                event = self._event(s, ticket, kind, agent_name or str(agent), redact(text), source=source,
+                event = self._event(s, ticket, kind, agent_name or str(agent), text, source=source,
                                     delivered=kind == EventKind.NOTE)
                 if kind == EventKind.NOTE:
                     self._to_staff(s, ticket, t("staff_note_saved", STAFF_LANG), event.id)
