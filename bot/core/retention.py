@@ -3,8 +3,10 @@
 - `purge(cfg, days)` (`qiuxue purge --older-than DAYS`, default `privacy.retention_days`) deletes
   transcript lines and feedback older than that, resolved tickets resolved before then (with their
   events and unapproved drafts), and conversations idle since then with nothing left.
+  Handled inbox rows and finished outbox rows older than that go too.
 - `forget_worker` (the worker's `/reset`) deletes everything about one worker: conversation,
-  transcript, feedback, tickets (their copies of the name), ticket events and unapproved drafts.
+  transcript, feedback, tickets (their copies of the name), ticket events, unapproved drafts, and
+  the worker's inbox and outbox rows (the staff side's rows of their tickets too).
 Approved drafts are knowledge-base content (already masked) and stay.
 """
 
@@ -17,6 +19,8 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.core.inbox import InboxItem, InboxStatus
+from bot.core.outbox import FINAL, OutboxItem
 from bot.core.store import Conversation, Feedback, TranscriptLine
 from bot.helpdesk.store import RESOLVED, DraftFaq, Ticket, TicketEvent
 from common.clock import utcnow
@@ -27,6 +31,8 @@ from common.settings import Config
 def _delete_tickets(s: Session, ticket_ids: list[int]) -> int:
     if not ticket_ids:
         return 0
+    events = select(TicketEvent.id).where(TicketEvent.ticket_id.in_(ticket_ids))
+    s.execute(delete(OutboxItem).where(OutboxItem.ticket_event_id.in_(events)))
     s.execute(delete(DraftFaq).where(DraftFaq.ticket_id.in_(ticket_ids), DraftFaq.status != "approved"))
     s.execute(delete(TicketEvent).where(TicketEvent.ticket_id.in_(ticket_ids)))
     s.execute(delete(Ticket).where(Ticket.id.in_(ticket_ids)))
@@ -40,6 +46,8 @@ def forget_worker(s: Session, channel: str, user_id: str) -> str | None:
         (Ticket.channel == channel) & (Ticket.user_id == user_id)
         | (Ticket.conversation_id == (conv.id if conv else -1)))))
     _delete_tickets(s, tickets)
+    s.execute(delete(OutboxItem).where(OutboxItem.channel == channel, OutboxItem.address == user_id))
+    s.execute(delete(InboxItem).where(InboxItem.key == f"{channel}:{user_id}"))
     if conv is None:
         return None
     for table in (TranscriptLine, Feedback):
@@ -62,6 +70,8 @@ def purge(cfg: Config, days: float) -> dict[str, int]:
         feedback = s.execute(delete(Feedback).where(Feedback.created_at < cutoff)).rowcount
         old = list(s.scalars(select(Ticket.id).where(Ticket.state == RESOLVED, Ticket.resolved_at < cutoff)))
         tickets = _delete_tickets(s, old)
+        s.execute(delete(InboxItem).where(InboxItem.created_at < cutoff, InboxItem.status != InboxStatus.PENDING))
+        s.execute(delete(OutboxItem).where(OutboxItem.created_at < cutoff, OutboxItem.status.in_(FINAL)))
         idle = [c for c in s.scalars(select(Conversation).where(Conversation.updated_at < cutoff))
                 if s.scalar(select(Ticket.id).where(Ticket.conversation_id == c.id).limit(1)) is None
                 and s.scalar(select(TranscriptLine.id).where(TranscriptLine.conversation_id == c.id).limit(1)) is None]
