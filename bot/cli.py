@@ -14,6 +14,7 @@ from bot.config import load_config
 from bot.core.redact import install_log_redaction
 from bot.evaluation import add_commands as add_eval_commands
 from bot.helpdesk.admin import add_commands as add_helpdesk_commands
+from bot.kb_lint import add_commands as add_lint_commands
 from ingest.cli import add_commands as add_ingest_commands
 
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     kb_sub = add_ingest_commands(sub)
     add_helpdesk_commands(sub, kb_sub)
+    add_lint_commands(kb_sub)
     add_ask_commands(sub)
     add_eval_commands(sub)
     add_check_commands(sub)
