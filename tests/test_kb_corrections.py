@@ -179,6 +179,12 @@ def test_a_word_with_its_own_meaning_is_not_folded_into_another(word: str, not_f
     assert not_folded_to not in tokens, tokens
 
 
+def test_a_medical_reimbursement_question_finds_the_not_covered_note(answerer: Answerer) -> None:
+    r = answerer.retrieve("医保报销怎么弄")  # 报销 is no longer folded into 补贴
+    assert r.ranked[0] == "not-covered", r.ranked
+    assert answerer.respond(r).action != ANSWER
+
+
 # cosmetic: a city's FAQ entry is filed under the city
 
 def test_the_qingdao_2021_entry_is_qingdaos(answerer: Answerer) -> None:
