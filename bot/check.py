@@ -2,7 +2,8 @@
 
 PROFILE is a JSON object (or @file, or - for stdin) with any of the fields in
 knowledge/rules/fields.yaml. Prints {"region", "eligible": "yes"|"no"|"unknown", "met", "unmet",
-"missing", "benefit", "sources", …}; `missing` lists the fields still needed to decide.
+"missing", "undecided", "open", "reason", "benefit", "sources", …}; `missing` lists the fields still
+needed to decide, `open` why a case the sources leave open is "can't tell".
 Exit 2 with {"error": ...} for a profile that is not valid JSON or has an invalid value.
 """
 

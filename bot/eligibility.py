@@ -1,15 +1,19 @@
 """Eligibility: check a worker's profile against a place's rules (`knowledge/rules/*.yaml`, data only).
 
-Each condition is met, unmet, or missing (the profile lacks the field). The verdict is
-"no" if any condition is unmet; "unknown" if facts are missing, if the place's sources list only
-some of its conditions (`complete: false`), or if the place has no rules of its own (we never
-lend a province's rules to a city as if they were the city's); "yes" only when every condition of
-a complete rule set is met. `missing` lists the fields still needed, in the order they are asked.
+Each condition is met, unmet, undecided, or missing (the profile lacks the field). A condition
+marked `otherwise: unknown` is *undecided* when it fails: the sources do not settle that case, so it
+turns the verdict into "can't tell" with the condition's explanation, never into "no". The verdict
+is "no" if any condition is unmet; "unknown" if facts are missing, if a condition is undecided, if
+a note the bot cannot check decides the case (`blocks_yes: true`), if the place's sources list only
+some of its conditions (`complete: false`), or if the place has no rules of its own (we never lend
+a province's rules to a city as if they were the city's); "yes" only when every condition of a
+complete rule set is met. `missing` lists the fields still needed, in the order they are asked.
+A rule file may also word a field's question or help for its own place (`fields:`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ from bot.regions import Gazetteer
 from ingest.schema import OPERATORS
 
 YES, NO, UNKNOWN = "yes", "no", "unknown"
+FIELD_TEXTS = ("ask", "ask_en", "help", "help_en")  # what a rule file may word for its own place
 TRUE_WORDS = {"true", "yes", "y", "1", "是", "是的", "对", "有", "嗯"}
 FALSE_WORDS = {"false", "no", "n", "0", "否", "不是", "没有", "不", "无"}
 
@@ -85,6 +90,15 @@ class Condition:
     op: str
     value: Any
     when: dict[str, Any] = field(default_factory=dict)
+    otherwise: str = NO  # what failing means: "no", or "unknown" when the sources leave that case open
+    otherwise_says: str = ""  # why it is open (shown to the worker when the condition is undecided)
+    otherwise_says_en: str = ""
+
+    def explain(self, lang: str) -> str:
+        """The worker-facing text: the explanation of an open case, else the condition itself."""
+        if lang == "en":
+            return self.otherwise_says_en or self.otherwise_says or self.says_en
+        return self.otherwise_says or self.says
 
     def holds(self, actual: Any) -> bool:
         expected = self.value
@@ -120,8 +134,9 @@ class RuleSet:
     selection: str
     selection_en: str
     conditions: list[Condition]
-    notes: list[dict[str, str]]
+    notes: list[dict[str, Any]]
     covers: list[str]
+    field_texts: dict[str, dict[str, str]] = field(default_factory=dict)  # this place's wording of fields
 
     @classmethod
     def from_yaml(cls, data: dict[str, Any]) -> RuleSet:
@@ -130,13 +145,32 @@ class RuleSet:
             ops = [op for op in OPERATORS if op in c]
             if len(ops) != 1:
                 raise ValueError(f"{data.get('region')}: condition on {c.get('field')} needs one operator")
+            otherwise = str(c.get("otherwise", NO))
+            if otherwise not in (NO, UNKNOWN):
+                raise ValueError(f"{data.get('region')}: condition on {c['field']}: otherwise must be no or unknown")
+            if otherwise == UNKNOWN and not c.get("otherwise_says"):
+                raise ValueError(f"{data.get('region')}: condition on {c['field']}: otherwise: unknown needs "
+                                 "otherwise_says (why the sources leave it open)")
             conditions.append(Condition(c["field"], c["says"], c.get("says_en", c["says"]), str(c.get("source", "")),
-                                        ops[0], c[ops[0]], dict(c.get("when") or {})))
+                                        ops[0], c[ops[0]], dict(c.get("when") or {}), otherwise,
+                                        str(c.get("otherwise_says", "")), str(c.get("otherwise_says_en", ""))))
+        field_texts: dict[str, dict[str, str]] = {}
+        for name, texts in (data.get("fields") or {}).items():
+            unknown = set(texts) - set(FIELD_TEXTS)
+            if unknown:
+                raise ValueError(f"{data.get('region')}: fields.{name}: only {', '.join(FIELD_TEXTS)} can be "
+                                 f"worded per place, not {', '.join(sorted(unknown))}")
+            field_texts[str(name)] = {k: str(v) for k, v in texts.items()}
         return cls(str(data["region"]), str(data.get("scope", "")), data.get("year"), str(data.get("doc", "")),
                    [str(s) for s in data.get("sources") or []], bool(data.get("complete", False)),
                    str(data.get("benefit", "")), str(data.get("benefit_en", "")),
                    str(data.get("selection", "")), str(data.get("selection_en", "")),
-                   conditions, list(data.get("notes") or []), [str(x) for x in data.get("covers") or []])
+                   conditions, list(data.get("notes") or []), [str(x) for x in data.get("covers") or []],
+                   field_texts)
+
+    def open_notes(self) -> list[dict[str, Any]]:
+        """Notes that decide the case but cannot be checked from answers: they keep a "yes" open."""
+        return [n for n in self.notes if n.get("blocks_yes")]
 
 
 @dataclass
@@ -147,7 +181,22 @@ class Verdict:
     unmet: list[Condition] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     rules: RuleSet | None = None
-    reason: str = ""  # why "unknown" when nothing is missing: no_rules | incomplete
+    undecided: list[Condition] = field(default_factory=list)  # failed, but the sources leave that case open
+    reason: str = ""  # why "unknown" when nothing is missing: no_rules | undecided | unchecked | incomplete
+
+    def open_points(self, lang: str = "zh") -> list[str]:
+        """Why the verdict stays open although nothing is missing: undecided conditions, deciding notes."""
+        key = "says_en" if lang == "en" else "says"
+        points = [c.explain(lang) for c in self.undecided]
+        if self.reason == "unchecked" and self.rules:
+            points += [str(n.get(key) or n.get("says", "")) for n in self.rules.open_notes()]
+        return points
+
+    def other_notes(self, lang: str = "zh") -> list[str]:
+        """The rule file's notes ("also needed"), less those already given as open points."""
+        shown = self.rules.open_notes() if self.rules and self.reason == "unchecked" else []
+        key = "says_en" if lang == "en" else "says"
+        return [str(n.get(key) or n.get("says", "")) for n in (self.rules.notes if self.rules else []) if n not in shown]
 
     def as_json(self, lang: str = "zh") -> dict[str, Any]:
         def cond(c: Condition) -> dict[str, str]:
@@ -157,6 +206,8 @@ class Verdict:
         return {
             "region": self.region, "eligible": self.eligible,
             "met": [cond(c) for c in self.met], "unmet": [cond(c) for c in self.unmet], "missing": self.missing,
+            "undecided": [{**cond(c), "why": c.explain(lang)} for c in self.undecided],
+            "open": self.open_points(lang),
             "benefit": (r.benefit_en if lang == "en" else r.benefit) if r else "",
             "selection": (r.selection_en if lang == "en" else r.selection) if r else "",
             "notes": [n.get("says_en" if lang == "en" else "says", "") for n in r.notes] if r else [],
@@ -177,11 +228,19 @@ class Rules:
             if path.name == "fields.yaml":
                 continue
             rules = RuleSet.from_yaml(yaml.safe_load(path.read_text(encoding="utf-8")))
-            for c in rules.conditions:
-                if c.field not in self.fields:
-                    raise ValueError(f"{path.name}: unknown field {c.field!r}")
+            named = [c.field for c in rules.conditions] + [k for c in rules.conditions for k in c.when]
+            for name in [*named, *rules.field_texts]:
+                if name not in self.fields:
+                    raise ValueError(f"{path.name}: unknown field {name!r}")
             for place in (rules.region, *rules.covers):
                 self.by_place[place] = rules
+
+    def field_for(self, name: str, region: str | None) -> Field:
+        """The field as the place asks it: its rule file's own wording of the question and help, if any."""
+        shared = self.fields[name]
+        rules = self.for_region(region)
+        texts = rules.field_texts.get(name) if rules else None
+        return replace(shared, **texts) if texts else shared
 
     def for_region(self, region: str | None) -> RuleSet | None:
         """The rules of exactly this place (or of a document that covers it), never a parent's."""
@@ -211,16 +270,18 @@ class Rules:
         verdict = Verdict(region, UNKNOWN, rules=rules)
         missing: list[str] = []
         for c in rules.conditions:
+            if any(k in facts and facts[k] != v for k, v in c.when.items()):
+                continue  # does not apply to this worker
             gate = [k for k in c.when if k not in facts]
             if gate:
-                missing.extend(gate)
+                missing.append(gate[0])  # `when` is asked in its own order: a later key may never matter
                 continue
-            if any(facts[k] != v for k, v in c.when.items()):
-                continue  # does not apply to this worker
             if c.field not in facts:
                 missing.append(c.field)
             elif c.holds(facts[c.field]):
                 verdict.met.append(c)
+            elif c.otherwise == UNKNOWN:
+                verdict.undecided.append(c)
             else:
                 verdict.unmet.append(c)
         order = list(self.fields)
@@ -229,6 +290,10 @@ class Rules:
             verdict.eligible = NO
         elif verdict.missing:
             verdict.eligible = UNKNOWN
+        elif verdict.undecided:
+            verdict.reason = "undecided"
+        elif rules.open_notes():
+            verdict.reason = "unchecked"
         elif not rules.complete:
             verdict.reason = "incomplete"
         else:

@@ -10,7 +10,9 @@ from bot.cli import main as qiuxue
 
 KEYS = {"region", "eligible", "met", "unmet", "missing", "benefit", "sources"}
 GUANGDONG_OK = {"region": "广东", "union_member": True, "union_realname": True, "contract_months": 24,
-                "frontline": True, "study_route": "自考", "claimed_before": False}
+                "frontline": True, "has_diploma": True, "claimed_before": False}
+SHAANXI_OK = {"region": "陕西", "union_member": True, "contract_months": 36, "public_institution_staff": False,
+              "diploma_on": "2024-07-01"}
 
 
 def check(profile: dict, capsys) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
@@ -19,12 +21,12 @@ def check(profile: dict, capsys) -> tuple[int, dict]:  # type: ignore[no-untyped
 
 
 def test_a_complete_rule_set_all_met_is_yes(capsys) -> None:  # type: ignore[no-untyped-def]
-    code, out = check(GUANGDONG_OK, capsys)
+    code, out = check(SHAANXI_OK, capsys)
     assert code == 0 and set(out) >= KEYS
     assert out["eligible"] == "yes" and out["unmet"] == [] and out["missing"] == []
-    assert {c["field"] for c in out["met"]} == set(GUANGDONG_OK) - {"region"}
-    assert all(c["source"] == "GD1" for c in out["met"]) and "1,000" in out["benefit"]
-    assert out["sources"][0]["id"] == "guangdong"
+    assert {c["field"] for c in out["met"]} == set(SHAANXI_OK) - {"region"}
+    assert all(c["source"] == "SX1" for c in out["met"]) and "1,000" in out["benefit"]
+    assert out["sources"][0]["id"] == "shaanxi"
 
 
 def test_one_failed_condition_is_no_and_named(capsys) -> None:  # type: ignore[no-untyped-def]
@@ -35,7 +37,7 @@ def test_one_failed_condition_is_no_and_named(capsys) -> None:  # type: ignore[n
 def test_missing_facts_are_listed_in_asking_order(capsys) -> None:  # type: ignore[no-untyped-def]
     code, out = check({"region": "广东", "union_member": True}, capsys)
     assert out["eligible"] == "unknown"
-    assert out["missing"] == ["union_realname", "contract_months", "frontline", "study_route", "claimed_before"]
+    assert out["missing"] == ["union_realname", "contract_months", "frontline", "has_diploma", "claimed_before"]
     code, out = check({}, capsys)
     assert out["eligible"] == "unknown" and out["missing"] == ["region"]
 

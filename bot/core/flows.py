@@ -46,7 +46,7 @@ class EligibilityFlow:
         if verdict.missing and verdict.eligible != NO:  # one failed condition settles it: stop asking
             name = verdict.missing[0]
             conv.flow_state = {"asking": name}
-            return [self.question(self.rules.fields[name], conv.lang)]
+            return [self.question(self.rules.field_for(name, verdict.region), conv.lang)]
         conv.flow, conv.flow_state = None, {}
         reply = self.render(verdict, conv.lang)
         if conv.consent is not True:  # no consent: forget the answers once used
@@ -111,11 +111,13 @@ class EligibilityFlow:
             lines.append(t("verdict_no", lang))
             lines += [f"✗ {c.says_en if en else c.says} [{c.source}]" for c in v.unmet]
         else:
-            lines.append(t("verdict_incomplete", lang, region=v.region))
+            lines.append(t(f"verdict_{v.reason}" if v.reason in ("undecided", "unchecked") else "verdict_incomplete",
+                           lang, region=v.region))
+            lines += [f"? {p}" for p in v.open_points(lang)]
         if v.met:
             lines.append(t("verdict_met", lang))
             lines += [f"✓ {c.says_en if en else c.says} [{c.source}]" for c in v.met]
-        notes = [n.get("says_en" if en else "says", "") for n in v.rules.notes]
+        notes = v.other_notes(lang)
         if notes:
             lines.append(t("verdict_notes", lang))
             lines += [f"• {n}" for n in notes if n]
