@@ -94,6 +94,9 @@ class Condition(Strict):
     says_en: StrictStr = ""
     source: StrictStr = ""
     when: dict[Text, Scalar] = {}
+    otherwise: Literal["no", "unknown"] = "no"  # what failing means; "unknown": the sources leave it open
+    otherwise_says: StrictStr = ""
+    otherwise_says_en: StrictStr = ""
 
     @model_validator(mode="after")
     def one_operator(self) -> Condition:
@@ -116,6 +119,16 @@ class Note(Strict):
     says: Text
     says_en: StrictStr = ""
     source: StrictStr = ""
+    blocks_yes: StrictBool = False  # a requirement the bot cannot check: all conditions met is still "can't tell"
+
+
+class FieldWording(Strict):
+    """A place's own wording of a shared field's question and help (e.g. its frontline definition)."""
+
+    ask: StrictStr = ""
+    ask_en: StrictStr = ""
+    help: StrictStr = ""
+    help_en: StrictStr = ""
 
 
 class RuleFile(Strict):
@@ -132,6 +145,7 @@ class RuleFile(Strict):
     selection_en: StrictStr = ""
     conditions: list[Condition] = []
     notes: list[Note] = []
+    fields: dict[Text, FieldWording] = {}
 
 
 class FieldSpec(Strict):
