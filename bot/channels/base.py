@@ -8,10 +8,11 @@ from bot.core.channel import (
     Channel,
     DeliveryFailure,
     PermanentFailure,
+    PushOnly,
     TransientFailure,
     outgoing_from,
     to_payload,
 )
 
-__all__ = ["Capabilities", "Channel", "DeliveryFailure", "PermanentFailure", "TransientFailure", "outgoing_from",
+__all__ = ["Capabilities", "Channel", "DeliveryFailure", "PermanentFailure", "PushOnly", "TransientFailure", "outgoing_from",
            "to_payload"]

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from typing import Any
 
-from bot.channels.base import Capabilities, PermanentFailure, outgoing_from
+from bot.channels.base import Capabilities, PermanentFailure, PushOnly, outgoing_from
 from bot.core.dialogue import Dialogue
 from bot.core.messages import BUTTON, UNSUPPORTED, Button, Incoming, Outgoing
 from bot.core.outbox import Claimed
@@ -22,7 +21,7 @@ from bot.core.outbox import Claimed
 CHANNEL = "test"
 
 
-class InProcessChannel:
+class InProcessChannel(PushOnly):
     name = CHANNEL
 
     def __init__(self, capabilities: Capabilities | None = None, refuse: set[str] | None = None) -> None:
@@ -30,15 +29,6 @@ class InProcessChannel:
         self.pushed: dict[str, list[Outgoing]] = defaultdict(list)
         self.refuse = refuse or set()  # user ids whose phone refuses messages (blocked the bot)
         self.arrived = asyncio.Event()
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    def routes(self) -> list[Any]:
-        return []
-
-    async def handle_platform(self, payload: dict[str, Any]) -> None: ...
 
     async def send(self, item: Claimed) -> str:
         if item.address in self.refuse:

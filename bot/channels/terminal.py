@@ -14,7 +14,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from bot.channels.base import Capabilities, outgoing_from
+from bot.channels.base import Capabilities, PushOnly, outgoing_from
 from bot.core.messages import Incoming, Outgoing
 from bot.core.outbox import Claimed
 from common.settings import Settings
@@ -23,7 +23,7 @@ CHANNEL = "terminal"
 CAPABILITIES = Capabilities(buttons=False, max_text=100_000)
 
 
-class TerminalChannel:
+class TerminalChannel(PushOnly):
     """Pushes for the terminal's worker are printed; replies come back from `Dialogue.handle` directly."""
 
     name = CHANNEL
@@ -37,15 +37,6 @@ class TerminalChannel:
         with self._lock:
             for reply in replies:
                 print(f"\n{reply.text}", file=self.stdout, flush=True)
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    def routes(self) -> list[Any]:
-        return []
-
-    async def handle_platform(self, payload: dict[str, Any]) -> None: ...
 
     async def send(self, item: Claimed) -> str:
         self.show([outgoing_from(item.payload)])

@@ -64,5 +64,23 @@ class Channel(Protocol):
         """HTTP routes this channel adds to the `qiuxue serve` app (webhooks)."""
 
 
-__all__ = ["Capabilities", "Channel", "DeliveryFailure", "PermanentFailure", "TransientFailure", "outgoing_from",
-           "to_payload"]
+
+
+class PushOnly:
+    """Defaults for a channel that only receives pushes from the hub (its input comes another way)."""
+
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def stop(self) -> None:
+        """Nothing to stop."""
+
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+    async def handle_platform(self, payload: dict[str, Any]) -> None:
+        """No platform updates of its own."""
+
+
+__all__ = ["Capabilities", "Channel", "DeliveryFailure", "PermanentFailure", "PushOnly", "TransientFailure",
+           "outgoing_from", "to_payload"]

@@ -118,11 +118,7 @@ class Dialogue:
                     if inbox_id is not None and (item is None or item.status != InboxStatus.PENDING):
                         return Turn([], duplicate=True)
                     turn = self._turn(session, conv, msg, caps)
-                    if item is not None:
-                        Inbox.finish(item)
-                    if via_outbox:
-                        for reply in turn.replies:
-                            self.outbox.add(session, conv.channel, conv.user_id, to_payload(reply))
+                    self._settle(session, item, turn, msg, via_outbox)
                     return turn
             except RETRYABLE:
                 log.info("conversation %s/%s changed underneath us; retry %d", msg.channel, msg.user_id, attempt)
@@ -168,14 +164,18 @@ class Dialogue:
     def _forget(self, msg: Incoming, inbox_id: int | None, via_outbox: bool) -> Turn:
         lang = forget(self.store.sessions, msg.channel, msg.user_id) or "zh"  # tickets too
         turn = Turn([Outgoing(t("reset_done", lang))])
-        with self.store.sessions.begin() as session:
-            item = session.get(InboxItem, inbox_id) if inbox_id is not None else None
-            if item is not None:
-                Inbox.finish(item)
-            if via_outbox:
-                for reply in turn.replies:
-                    self.outbox.add(session, msg.channel, msg.user_id, to_payload(reply))
+        with self.store.sessions.begin() as session:  # the inbox row went with the rest of the worker's data
+            self._settle(session, None, turn, msg, via_outbox)
         return turn
+
+    def _settle(self, session, item: InboxItem | None, turn: Turn, msg: Incoming,  # type: ignore[no-untyped-def]
+                via_outbox: bool) -> None:
+        """In the turn's transaction: the inbox row handled, and (for hub channels) the replies in the outbox."""
+        if item is not None:
+            Inbox.finish(item)
+        if via_outbox:
+            for reply in turn.replies:
+                self.outbox.add(session, msg.channel, msg.user_id, to_payload(reply))
 
     # -- the helpdesk ---------------------------------------------------------------------------
     def _hand_over(self, session, conv: Conversation, turn: Turn) -> Turn:  # type: ignore[no-untyped-def]
