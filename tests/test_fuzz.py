@@ -125,7 +125,7 @@ def test_ask_stream_writes_one_utf8_line_per_input_line(answerer, monkeypatch) -
         rows = out.getvalue().encode("utf-8").decode("utf-8").splitlines()
         assert len(rows) == len(lines)
         assert all(set(json.loads(r)) in ({"error"}, {"question", "answer", "action", "region", "sources",
-                                                      "latency_ms"}) for r in rows)
+                                                      "related", "latency_ms"}) for r in rows)
 
     stream()
 
