@@ -64,7 +64,6 @@ class Hub:
         self._outbox_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._slots = asyncio.Semaphore(self.cfg.delivery.workers)
-        self._received_at: dict[int, float] = {}
 
     # -- channels ----------------------------------------------------------------------------------
     def register(self, channel: Channel) -> None:

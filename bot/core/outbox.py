@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from common.clock import aware, utcnow
+from common.clock import utcnow
 from common.db import Base
 
 
@@ -158,16 +158,3 @@ class Outbox:
     def get(self, item_id: int) -> OutboxItem | None:
         with self.sessions() as s:
             return s.get(OutboxItem, item_id)
-
-    def for_event(self, event_id: int) -> list[OutboxItem]:
-        with self.sessions() as s:
-            return list(s.scalars(select(OutboxItem).where(OutboxItem.ticket_event_id == event_id)))
-
-    def counts(self) -> dict[str, int]:
-        with self.sessions() as s:
-            return {str(k): int(v) for k, v in s.execute(select(OutboxItem.status, func.count())
-                                                         .group_by(OutboxItem.status)).all()}
-
-    @staticmethod
-    def is_due(row: OutboxItem) -> bool:
-        return aware(row.not_before) <= utcnow()
