@@ -15,8 +15,6 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-import yaml
-
 from bot.answering import ANSWER, Answer, Answerer
 from bot.core import choices
 from bot.core.buttons import (
@@ -58,6 +56,7 @@ from bot.regions import Gazetteer
 from bot.text import detect_language
 from common.db import open_database
 from common.settings import Config
+from common.yamlio import read_yaml
 
 log = logging.getLogger(__name__)
 COMMAND = re.compile(r"^/([a-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.IGNORECASE | re.DOTALL)
@@ -96,7 +95,7 @@ class Dialogue:
         self.helpdesk = Helpdesk(cfg, self.store.sessions)
         intents_file = cfg.path(cfg.knowledge.dictionary_dir) / "intents.yaml"
         self.intents = {k: [str(w).lower() for w in v]
-                        for k, v in yaml.safe_load(intents_file.read_text(encoding="utf-8")).items()}
+                        for k, v in read_yaml(intents_file).items()}
         self.limiter = RateLimiter(cfg.chat.rate_limit_messages, cfg.chat.rate_limit_seconds)
         self.outbox = Outbox(self.store.sessions)
 

@@ -17,7 +17,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 from sqlalchemy import select
 
@@ -27,7 +26,6 @@ from bot.helpdesk.store import DraftFaq, Ticket
 from common.clock import utcnow
 from common.db import open_database
 from common.settings import Config
-from ingest.embedders import embedder_from_config
 
 APPROVED_FILE = "helpdesk-faq.yaml"
 
@@ -97,9 +95,13 @@ def cluster(cfg: Config, items: list[dict[str, Any]], threshold: float = CLUSTER
     """Greedy clusters of similar questions (cosine ≥ threshold), largest first."""
     if not items:
         return []
+    import numpy as np  # the model and numpy load only when there is something to cluster
+
+    from ingest.embedders import embedder_from_config
+
     vectors = embedder_from_config(cfg).embed_queries([i["question"] for i in items])
     groups: list[dict[str, Any]] = []
-    centres: list[np.ndarray] = []
+    centres: list[Any] = []
     for item, vec in zip(items, vectors, strict=True):
         sims = [float(c @ vec) for c in centres]
         best = int(np.argmax(sims)) if sims else -1
