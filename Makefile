@@ -23,12 +23,13 @@ run: install
 lint: install
 	$(BIN)/ruff check bot common ingest tests bench
 
+# Two workers (one per core), a test file per worker at a time: each worker indexes the knowledge base once.
 test: install lint
-	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m pytest
+	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The inner loop: lint and every test not marked slow (no killed processes, no second index build).
 check: install lint
-	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m pytest -m "not slow"
+	NO_PROXY=127.0.0.1,localhost $(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow"
 
 eval: install
 	$(BIN)/qiuxue eval --calibrate

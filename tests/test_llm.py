@@ -40,11 +40,11 @@ def test_failures_fall_back_to_the_offline_answer(kb_cfg, tmp_path, fake_llm, mo
     fake_llm.reply = "广东补很多钱，大概一万元。"  # no citation: must not be shown
     if behaviour == "http_error":
         fake_llm.status = 500
-    if behaviour == "timeout":
-        fake_llm.delay = 3
+    if behaviour == "timeout":  # a cited reply, had the bot waited 30 s for it
+        fake_llm.delay = 30
         fake_llm.reply = "广东补1,000元[1]。"
     bot = llm_answerer(kb_cfg, tmp_path, fake_llm, monkeypatch, timeout="1")
     a = bot.ask("广东能补多少钱")
     assert fake_llm.requests, "the model was asked"
     assert a.answer == offline.answer and a.action == ANSWER
-    assert a.latency_ms < 2900 if behaviour == "timeout" else True
+    assert a.latency_ms < 15000  # it gave up on the model (timeout 1 s) long before the model answered

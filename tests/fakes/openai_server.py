@@ -16,6 +16,7 @@ class FakeOpenAI:
         self.reply = ""
         self.status = 200
         self.delay = 0.0
+        self._closing = threading.Event()  # ends a stall when the server shuts down
         self.requests: list[dict[str, Any]] = []
         fake = self
 
@@ -25,7 +26,7 @@ class FakeOpenAI:
                 fake.requests.append({"path": self.path, "body": body,
                                       "auth": self.headers.get("Authorization", "")})
                 if fake.delay:
-                    time.sleep(fake.delay)
+                    fake._closing.wait(fake.delay)
                 if fake.status != 200:
                     self._send(fake.status, {"error": {"message": "scripted failure", "type": "server_error"}})
                     return
@@ -58,5 +59,6 @@ class FakeOpenAI:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
