@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from bot.accounts import AuditEntry, Role, StaffUser, cmd_users
+from bot.channels import web
 from bot.channels.inprocess import InProcessChannel, InProcessChat
 from bot.cli import main
 from bot.core.dialogue import Dialogue
@@ -63,6 +64,7 @@ def env(kb_cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[En
     hub = Hub(Dialogue(cfg))
     phone = InProcessChannel()
     hub.register(phone)
+    web.create(cfg, hub)
     with TestClient(build_app(cfg, hub), base_url="http://127.0.0.1", follow_redirects=False) as client:
         yield Env(cfg, hub, phone, client, agent, admin)
 
@@ -273,3 +275,43 @@ def test_a_console_identity_acts_only_while_its_account_is_active(env: Env) -> N
         s.scalars(select(StaffUser).where(StaffUser.name == name)).one().active = False
     assert not env.hub.helpdesk.is_agent(f"console:{name}")
     assert client.get("/console/").status_code == 303  # the open session ends at once
+
+
+# -- the web chat channel (/chat) -------------------------------------------------------------------------
+
+def test_the_web_chat_answers_with_buttons_and_refuses_bad_requests(env: Env) -> None:
+    phone = TestClient(env.client.app, base_url="http://127.0.0.1", follow_redirects=False)
+    page = phone.get("/chat")
+    assert page.status_code == 200 and "求学圆梦助手" in page.text and "width=device-width" in page.text
+    cookie = page.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie
+    assert phone.post("/chat/send", json={"id": "m1", "text": "广东能补多少钱"}).status_code == 202
+    assert phone.post("/chat/send", json={"id": "m1", "text": "广东能补多少钱"}).status_code == 202  # a resend
+    got = wait_for(lambda: phone.get("/chat/messages?after=0").json()["messages"])
+    assert len(got) == 1 and "来源" in got[0]["text"] and got[0]["buttons"]  # handled once, with 👍/👎 …
+    label, data = got[0]["buttons"][0][0]
+    assert phone.post("/chat/send", json={"id": "m2", "button": data}).status_code == 202
+    wait_for(lambda: phone.get(f"/chat/messages?after={got[0]['id']}").json()["messages"])
+    for bad in (b"not json", b"[1, 2]", b'{"id": "x"}', b'{"id": "x", "text": 5}', b"\xff\xfe",
+                b'{"text": "no id"}'):
+        refused = phone.post("/chat/send", content=bad, headers={"content-type": "application/json"})
+        assert refused.status_code == 400 and "JSON" in refused.json()["error"], bad
+    huge = phone.post("/chat/send", json={"id": "m3", "text": "补" * 20_000})
+    assert huge.status_code == 413 and "Too large" in huge.json()["error"]
+    stranger = TestClient(env.client.app, base_url="http://127.0.0.1")
+    assert stranger.post("/chat/send", json={"id": "s", "text": "hi"}).status_code == 401
+    assert stranger.get("/chat/messages?after=0").json() == {"messages": []}  # nobody else's messages
+
+
+def test_a_web_chat_worker_reaches_the_console_and_gets_the_agents_reply(env: Env) -> None:
+    phone = TestClient(env.client.app, base_url="http://127.0.0.1", follow_redirects=False)
+    phone.get("/chat")
+    phone.post("/chat/send", json={"id": "h1", "text": "转人工"})
+    wait_for(lambda: any("排第" in m["text"] for m in phone.get("/chat/messages").json()["messages"]))
+    with env.hub.sessions() as s:
+        ticket = s.scalars(select(Ticket).where(Ticket.channel == "web").order_by(Ticket.id.desc())).first()
+    agent = logged_in(env, env.agent)
+    token = csrf_of(agent.get(f"/console/tickets/{ticket.id}").text)
+    agent.post(f"/console/tickets/{ticket.id}/reply", data={"csrf": token, "text": "您好，我是工会小王", "nonce": "w1"})
+    wait_for(lambda: any("工会小王" in m["text"] for m in phone.get("/chat/messages").json()["messages"]))
+    assert "已送达 · delivered" in agent.get(f"/console/tickets/{ticket.id}/events").text
