@@ -115,7 +115,7 @@ def ticket_view(sessions: sessionmaker, ticket_id: int, lines: int = 60) -> Tick
                                    row.error if row.status in ("failed", "uncertain") else ""))
         else:
             views.append(EventView(e))
-    facts = dict(ticket.facts or {})
+    facts = {k: v for k, v in (ticket.facts or {}).items() if v not in (None, "", [], {})}
     eligibility = str(facts.pop("eligibility", "") or "")
     return TicketView(ticket, transcript, views, facts, eligibility, drafts,
                       duration(ticket.announced_at if ticket.state == WAITING else ticket.created_at))
