@@ -41,6 +41,7 @@ class Knowledge(Section):
     rules_dir: str = "./knowledge/rules"
     guides_dir: str = "./knowledge/guides"
     approved_dir: str = "./data/approved"
+    uploads_dir: str = "./data/uploads"  # policy documents uploaded in the web console (indexed with the rest)
 
 
 class Database(Section):

@@ -75,9 +75,10 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def logged_in(env: Env, name: str) -> TestClient:
-    """A fresh client (own cookie jar) logged in as `name`."""
-    client = TestClient(env.client.app, base_url="http://127.0.0.1", follow_redirects=False)
+def logged_in(env: Env | TestClient, name: str) -> TestClient:
+    """A fresh client (own cookie jar) on the same app, logged in as `name`."""
+    app = env.client.app if isinstance(env, Env) else env.app
+    client = TestClient(app, base_url="http://127.0.0.1", follow_redirects=False)
     page = client.get("/console/login")
     done = client.post("/console/login", data={"name": name, "password": PASSWORD, "csrf": csrf_of(page.text),
                                                "next": "/console/"})

@@ -58,11 +58,13 @@ class Console:
 
 
 def routes(cfg: Settings, hub: Hub, key: bytes | None = None) -> list[BaseRoute]:
-    from bot.console import admin_pages, inbox, login
+    from bot.console import admin_pages, inbox, insight, kb_pages, login
 
     console = Console(cfg, hub, key)
     public = login.register(console)
     inbox.register(console)
     admin_pages.register(console)
+    kb_pages.register(console)
+    insight.register(console)
     return [Mount(PREFIX, routes=[*public, *console.pages]),
             Mount("/static/console", app=StaticFiles(directory=str(HERE / "static")), name="console-static")]

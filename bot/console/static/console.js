@@ -19,6 +19,21 @@
       })
       .catch(function () { /* the next round tries again */ });
   }
+  var job = document.getElementById("job");
+  function follow() {
+    fetch(job.getAttribute("data-progress"), { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (j) {
+        if (!j) { return; }
+        var bar = document.getElementById("bar");
+        bar.max = j.total || 1;
+        bar.value = j.done || 0;
+        document.getElementById("job-text").textContent = [j.stage, (j.done || 0) + "/" + (j.total || 0), j.result].join(" ");
+        if (j.running) { setTimeout(follow, 500); } else { window.location.reload(); }
+      })
+      .catch(function () { setTimeout(follow, 2000); });
+  }
+  if (job && job.getAttribute("data-running") === "yes") { follow(); }
   var live = document.querySelectorAll("[data-refresh]");
   if (live.length) {
     setInterval(function () { for (var i = 0; i < live.length; i++) { refresh(live[i]); } }, every);
