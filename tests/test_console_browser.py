@@ -1,13 +1,16 @@
 """The console and the web chat in a real browser: Debian's Chromium driven by Playwright (nothing downloaded).
 
 One `qiuxue serve` app (real uvicorn on 127.0.0.1, hub running, an in-process worker channel and the web
-chat) and one browser are shared by these tests. Screenshots at 360 and 1280 px go to `test-artefacts/`
-(git-ignored). Skipped, with the reason, only when /usr/bin/chromium or Playwright is missing.
+chat, on a private copy of the session's indexed knowledge base so refreshes and rollbacks stay here) and one
+browser are shared by these tests. Screenshots at 360 and 1280 px go to `test-artefacts/` (git-ignored).
+Pages are checked with axe-core (labels, contrast, names) when `.cache/npm/node_modules/axe-core` is there
+(`.ci/run` installs it). Skipped, with the reason, only when /usr/bin/chromium or Playwright is missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +36,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTEFACTS = PROJECT / "test-artefacts"
+AXE = PROJECT / ".cache" / "npm" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_RULES = ["label", "color-contrast", "button-name", "link-name", "html-has-lang", "document-title",
+             "svg-img-alt", "aria-allowed-attr", "duplicate-id-aria"]
+BROKEN_PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF"
 TIMEOUT_MS = 15_000
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
@@ -61,9 +68,12 @@ def browser():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def site(kb_cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     port = free_port()
-    cfg = make_config(tmp_path_factory.mktemp("browser"), QIUXUE__DATA_DIR=str(kb_cfg.data_path), **FAST,
+    root = tmp_path_factory.mktemp("browser")
+    shutil.copytree(kb_cfg.data_path, root / "data")
+    cfg = make_config(root, QIUXUE__DATA_DIR=str(root / "data"), **FAST,
                       QIUXUE__SERVER__PORT=str(port), QIUXUE__CONSOLE__MAX_FAILURES="3",
-                      QIUXUE__CONSOLE__POLL_SECONDS="0.5")
+                      QIUXUE__CONSOLE__POLL_SECONDS="0.5", QIUXUE__KNOWLEDGE__UPLOADS_DIR=str(root / "uploads"),
+                      QIUXUE__KNOWLEDGE__APPROVED_DIR=str(root / "approved"))
     agent, admin = unique_user("bagent"), unique_user("badmin")
     assert add_user(cfg, agent, "agent") == 0 and add_user(cfg, admin, "admin") == 0
     hub = Hub(Dialogue(cfg))
@@ -108,6 +118,16 @@ def shots(page, name: str) -> None:  # type: ignore[no-untyped-def]
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
+def accessible(page) -> None:  # type: ignore[no-untyped-def]
+    """No axe-core violations of the basic rules (labels, contrast, names) on the page as it is now."""
+    if not AXE.exists():
+        return  # .ci/run installs axe-core; without it only the functional checks run
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("rules => axe.run(document, {runOnly: {type: 'rule', values: rules}})", AXE_RULES)
+    problems = [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]]
+    assert problems == [], f"{page.url}: {problems}"
+
+
 def wait_until(check, timeout: float = 15.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -123,6 +143,7 @@ def test_login_wrong_password_csrf_refused_and_lock_out(page, site: Site) -> Non
     log_in(page, site, site.agent, "not the password")
     assert page.locator("#login-error").inner_text().startswith("用户名或密码错误")
     shots(page, "login-error")
+    accessible(page)
     # a form whose CSRF token was tampered with is refused, even with the right password
     page.locator("input[name=csrf]").evaluate("e => e.value = 'forged'")
     page.get_by_label("用户名 · Name").fill(site.agent)
@@ -153,6 +174,7 @@ def test_an_agent_claims_replies_notes_and_resolves_in_the_browser(page, site: S
     link = page.locator(f"a[href='/console/tickets/{ticket.id}']")
     link.wait_for()  # the new ticket appears without a reload
     shots(page, "inbox")
+    accessible(page)
     link.click()
     assert page.locator("#channel").inner_text() == "test"
     page.get_by_role("button", name="认领 · Claim").click()
@@ -169,6 +191,7 @@ def test_an_agent_claims_replies_notes_and_resolves_in_the_browser(page, site: S
     worker.say("好的，谢谢")
     page.locator(".ev-worker_message", has_text="好的，谢谢").wait_for()  # the worker's message, live
     shots(page, "ticket")
+    accessible(page)
     page.get_by_role("button", name="标记解决 · Resolve").click()
     assert page.locator("#state").inner_text() == "已解决 · resolved"
     page.get_by_role("button", name="把这个回答加入知识库（待审）· Add this answer to the knowledge base (draft)").click()
@@ -196,6 +219,7 @@ def test_the_chat_page_works_on_a_360_px_phone(browser, site: Site) -> None:  # 
         box = phone.locator("#send").bounding_box()
         assert box is not None and box["x"] + box["width"] <= 360
         phone.screenshot(path=str(ARTEFACTS / "chat-360.png"), full_page=True)
+        accessible(phone)
         before = phone.locator("#log li").count()
         buttons.first.click()
         wait_until(lambda: phone.locator("#log li.bot").count() > 0 and phone.locator("#log li").count() > before + 1)
@@ -203,3 +227,36 @@ def test_the_chat_page_works_on_a_360_px_phone(browser, site: Site) -> None:  # 
         phone.screenshot(path=str(ARTEFACTS / "chat-1280.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_an_admin_uploads_refreshes_with_progress_and_rolls_back(page, site: Site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    log_in(page, site, site.admin)
+    page.wait_for_url(f"{site.url}/console/")
+    page.get_by_role("link", name="知识库 · Knowledge base").click()
+    first = page.locator("tr.live td").first.inner_text().split()[0]
+    broken = tmp_path / "坏文件.pdf"
+    broken.write_bytes(BROKEN_PDF)
+    page.get_by_label("Markdown、PDF 或 DOCX 文件 · A Markdown, PDF or DOCX file").set_input_files(str(broken))
+    page.get_by_role("button", name="上传 · Upload").click()
+    problem = page.locator("#problem").inner_text()
+    assert "已拒绝 · Refused" in problem and "坏文件.pdf" in problem  # named, with why
+    assert page.locator("tr.live td").first.inner_text().split()[0] == first  # the live index untouched
+    good = tmp_path / "browser-upload.md"
+    good.write_text("---\nid: browser-upload\ntitle: 浏览器上传测试\nscope: city\nregion: 深圳\nparent: 广东\n"
+                    "year: 2026\nsources: [B1]\n---\n\n## 补助标准\n\n浏览器上传测试：深圳职工夜校补助一千元。\n",
+                    encoding="utf-8")
+    page.get_by_label("Markdown、PDF 或 DOCX 文件 · A Markdown, PDF or DOCX file").set_input_files(str(good))
+    page.get_by_role("button", name="上传 · Upload").click()
+    assert "browser-upload.md" in page.get_by_role("status").first.inner_text()
+    page.get_by_role("button", name="更新知识库 · Refresh the index").click()
+    page.wait_for_function("document.getElementById('job-text').textContent.indexOf('now live') >= 0",
+                           timeout=180_000)  # the bar follows the refresh, then the page shows the result
+    bar = page.locator("#bar")
+    assert float(bar.get_attribute("max")) > 0 and bar.get_attribute("value") == bar.get_attribute("max")
+    second = page.locator("tr.live td").first.inner_text().split()[0]
+    assert second != first
+    shots(page, "kb")
+    accessible(page)
+    page.locator("tr", has_text=first).get_by_role("button", name="回滚到此版本 · Roll back to this").click()
+    assert "is live again" in page.get_by_role("status").first.inner_text()
+    assert page.locator("tr.live td").first.inner_text().split()[0] == first
