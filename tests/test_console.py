@@ -86,7 +86,7 @@ def logged_in(env: Env | TestClient, name: str) -> TestClient:
     return client
 
 
-def wait_for(check, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+def wait_for(check, timeout: float = 15.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if result := check():

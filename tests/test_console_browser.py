@@ -30,7 +30,7 @@ from bot.server import build_app
 from common.settings import Config
 from tests.conftest import FAST, PROJECT, make_config, unique_user
 from tests.serving import free_port
-from tests.test_console import PASSWORD, add_user
+from tests.test_console import PASSWORD, add_user, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -128,15 +128,6 @@ def accessible(page) -> None:  # type: ignore[no-untyped-def]
     assert problems == [], f"{page.url}: {problems}"
 
 
-def wait_until(check, timeout: float = 15.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def test_login_wrong_password_csrf_refused_and_lock_out(page, site: Site) -> None:  # type: ignore[no-untyped-def]
     victim = unique_user("blocked")
     assert add_user(site.cfg, victim, "agent") == 0
@@ -183,7 +174,7 @@ def test_an_agent_claims_replies_notes_and_resolves_in_the_browser(page, site: S
     page.get_by_label("回复工人（发到工人自己的渠道）· Reply to the worker (on their own channel)").fill(
         "您好，义乌的申请请先到市总工会网站报名")
     page.get_by_role("button", name="发送 · Send").click()
-    wait_until(lambda: any("市总工会网站" in r.text for r in site.phone.pushed[user]))  # on the worker's phone
+    wait_for(lambda: any("市总工会网站" in r.text for r in site.phone.pushed[user]))  # on the worker's phone
     page.locator(".ev-agent_message .delivery.sent").wait_for()  # "delivered" shows up by itself
     page.get_by_label("内部备注（工人看不到）· Internal note (the worker never sees it)").fill("已电话联系")
     page.get_by_role("button", name="保存备注 · Save note").click()
@@ -222,7 +213,7 @@ def test_the_chat_page_works_on_a_360_px_phone(browser, site: Site) -> None:  # 
         accessible(phone)
         before = phone.locator("#log li").count()
         buttons.first.click()
-        wait_until(lambda: phone.locator("#log li.bot").count() > 0 and phone.locator("#log li").count() > before + 1)
+        wait_for(lambda: phone.locator("#log li.bot").count() > 0 and phone.locator("#log li").count() > before + 1)
         phone.set_viewport_size({"width": 1280, "height": 900})
         phone.screenshot(path=str(ARTEFACTS / "chat-1280.png"), full_page=True)
     finally:
