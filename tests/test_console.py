@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import io
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -55,16 +57,30 @@ def add_user(cfg: Config, name: str, role: str = "agent", password: str = PASSWO
         patch.undo()
 
 
-@pytest.fixture(scope="module")
-def env(kb_cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    cfg = make_config(tmp_path_factory.mktemp("console"), QIUXUE__DATA_DIR=str(kb_cfg.data_path), **FAST,
-                      QIUXUE__CONSOLE__LOGIN_ATTEMPTS_PER_MINUTE="1000", QIUXUE__HELPDESK__CHAT_ID="-100777")
-    agent, admin = unique_user("agent"), unique_user("admin")
+def private_copy(kb_cfg: Config, root: Path, **extra: str) -> Config:
+    """The session's indexed KB copied (index and database), so refreshes and rollbacks stay private."""
+    shutil.copytree(kb_cfg.data_path, root / "data")
+    return make_config(root, QIUXUE__DATA_DIR=str(root / "data"), **FAST,
+                       QIUXUE__KNOWLEDGE__UPLOADS_DIR=str(root / "uploads"),
+                       QIUXUE__KNOWLEDGE__APPROVED_DIR=str(root / "approved"), **extra)
+
+
+def staffed_hub(cfg: Config, prefix: str) -> tuple[Hub, InProcessChannel, str, str]:
+    """A hub with an in-process worker channel and the web chat, and a new agent and admin account."""
+    agent, admin = unique_user(f"{prefix}agent"), unique_user(f"{prefix}admin")
     assert add_user(cfg, agent, "agent") == 0 and add_user(cfg, admin, "admin") == 0
     hub = Hub(Dialogue(cfg))
     phone = InProcessChannel()
     hub.register(phone)
     web.create(cfg, hub)
+    return hub, phone, agent, admin
+
+
+@pytest.fixture(scope="module")
+def env(kb_cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    cfg = make_config(tmp_path_factory.mktemp("console"), QIUXUE__DATA_DIR=str(kb_cfg.data_path), **FAST,
+                      QIUXUE__CONSOLE__LOGIN_ATTEMPTS_PER_MINUTE="1000", QIUXUE__HELPDESK__CHAT_ID="-100777")
+    hub, phone, agent, admin = staffed_hub(cfg, "")
     with TestClient(build_app(cfg, hub), base_url="http://127.0.0.1", follow_redirects=False) as client:
         yield Env(cfg, hub, phone, client, agent, admin)
 
@@ -193,13 +209,18 @@ def test_the_cookie_is_secure_over_https_and_logins_are_throttled_per_address(en
 
 # -- the inbox -------------------------------------------------------------------------------------------
 
+def handed_over(hub: Hub, prefix: str, *lines: str) -> tuple[InProcessChat, Ticket, str]:
+    """A new in-process worker who says `lines` and then 「转人工」: (the worker, their ticket, their id)."""
+    user = unique_user(prefix)
+    worker = InProcessChat(hub.dialogue, user)
+    for line in (*lines, "转人工"):
+        worker.say(line)
+    with hub.sessions() as s:
+        return worker, s.scalars(select(Ticket).where(Ticket.user_id == user)).one(), user
+
+
 def test_claim_reply_note_resolve_and_draft_from_the_console(env: Env) -> None:
-    user = unique_user("web")
-    worker = InProcessChat(env.hub.dialogue, user)
-    worker.say("灵活就业人员可以申请求学圆梦吗")
-    worker.say("转人工")
-    with env.hub.sessions() as s:
-        ticket = s.scalars(select(Ticket).where(Ticket.user_id == user)).one()
+    worker, ticket, user = handed_over(env.hub, "web", "灵活就业人员可以申请求学圆梦吗")
     agent = logged_in(env, env.agent)
     queue = agent.get("/console/?tab=waiting").text
     assert f"/console/tickets/{ticket.id}" in queue and ticket.reason in queue
@@ -240,11 +261,7 @@ def test_claim_reply_note_resolve_and_draft_from_the_console(env: Env) -> None:
 
 
 def test_a_claim_in_the_console_is_told_to_the_telegram_staff_group_and_back(env: Env) -> None:
-    user = unique_user("both")
-    worker = InProcessChat(env.hub.dialogue, user)
-    worker.say("转人工")
-    with env.hub.sessions() as s:
-        ticket = s.scalars(select(Ticket).where(Ticket.user_id == user)).one()
+    _worker, ticket, _user = handed_over(env.hub, "both")
     agent = logged_in(env, env.agent)
     token = csrf_of(agent.get(f"/console/tickets/{ticket.id}").text)
     agent.post(f"/console/tickets/{ticket.id}/claim", data={"csrf": token})
@@ -254,10 +271,7 @@ def test_a_claim_in_the_console_is_told_to_the_telegram_staff_group_and_back(env
             OutboxItem.kind == OutboxKind.STAFF_TEXT))]
     assert any(env.agent in text for text in staff), staff  # the staff topic hears who claimed it
     # and a claim made in the Telegram group (a Telegram agent id) shows in the console
-    other = unique_user("tg")
-    InProcessChat(env.hub.dialogue, other).say("转人工")
-    with env.hub.sessions() as s:
-        second = s.scalars(select(Ticket).where(Ticket.user_id == other)).one()
+    _other, second, _id = handed_over(env.hub, "tg")
     env.hub.helpdesk.agents.add("4242")
     env.hub.helpdesk.claim(second.id, "4242", "小李 (Telegram)")
     page = agent.get(f"/console/tickets/{second.id}").text

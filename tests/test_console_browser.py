@@ -10,7 +10,6 @@ Pages are checked with axe-core (labels, contrast, names) when `.cache/npm/node_
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -21,16 +20,14 @@ import pytest
 import uvicorn
 from sqlalchemy import select
 
-from bot.channels import web
-from bot.channels.inprocess import InProcessChannel, InProcessChat
-from bot.core.dialogue import Dialogue
+from bot.channels.inprocess import InProcessChannel
 from bot.core.hub import Hub
-from bot.helpdesk.store import EventKind, Ticket, TicketEvent
+from bot.helpdesk.store import EventKind, TicketEvent
 from bot.server import build_app
 from common.settings import Config
-from tests.conftest import FAST, PROJECT, make_config, unique_user
+from tests.conftest import PROJECT, unique_user
 from tests.serving import free_port
-from tests.test_console import PASSWORD, add_user, wait_for
+from tests.test_console import PASSWORD, add_user, handed_over, private_copy, staffed_hub, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -57,8 +54,10 @@ class Site:
     admin: str
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
+    """One browser for this module's tests. Module-scoped on purpose: Playwright's sync API keeps an event
+    loop running in the main thread while it is open, and later tests call asyncio.run() there."""
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         yield chromium
@@ -68,18 +67,9 @@ def browser():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def site(kb_cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     port = free_port()
-    root = tmp_path_factory.mktemp("browser")
-    shutil.copytree(kb_cfg.data_path, root / "data")
-    cfg = make_config(root, QIUXUE__DATA_DIR=str(root / "data"), **FAST,
-                      QIUXUE__SERVER__PORT=str(port), QIUXUE__CONSOLE__MAX_FAILURES="3",
-                      QIUXUE__CONSOLE__POLL_SECONDS="0.5", QIUXUE__KNOWLEDGE__UPLOADS_DIR=str(root / "uploads"),
-                      QIUXUE__KNOWLEDGE__APPROVED_DIR=str(root / "approved"))
-    agent, admin = unique_user("bagent"), unique_user("badmin")
-    assert add_user(cfg, agent, "agent") == 0 and add_user(cfg, admin, "admin") == 0
-    hub = Hub(Dialogue(cfg))
-    phone = InProcessChannel()
-    hub.register(phone)
-    web.create(cfg, hub)
+    cfg = private_copy(kb_cfg, tmp_path_factory.mktemp("browser"), QIUXUE__SERVER__PORT=str(port),
+                       QIUXUE__CONSOLE__MAX_FAILURES="3", QIUXUE__CONSOLE__POLL_SECONDS="0.5")
+    hub, phone, agent, admin = staffed_hub(cfg, "b")
     server = uvicorn.Server(uvicorn.Config(build_app(cfg, hub), host="127.0.0.1", port=port, log_config=None,
                                            lifespan="on"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
@@ -156,12 +146,7 @@ def test_login_wrong_password_csrf_refused_and_lock_out(page, site: Site) -> Non
 def test_an_agent_claims_replies_notes_and_resolves_in_the_browser(page, site: Site) -> None:  # type: ignore[no-untyped-def]
     log_in(page, site, site.agent)
     page.wait_for_url(f"{site.url}/console/")
-    user = unique_user("bw")
-    worker = InProcessChat(site.hub.dialogue, user)
-    worker.say("我在义乌，补贴怎么申请")
-    worker.say("转人工")
-    with site.hub.sessions() as s:
-        ticket = s.scalars(select(Ticket).where(Ticket.user_id == user)).one()
+    worker, ticket, user = handed_over(site.hub, "bw", "我在义乌，补贴怎么申请")
     link = page.locator(f"a[href='/console/tickets/{ticket.id}']")
     link.wait_for()  # the new ticket appears without a reload
     shots(page, "inbox")

@@ -6,7 +6,6 @@ database), so refreshes and rollbacks here never move the live version other tes
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,14 +17,12 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from bot.answering import ANSWER, Answerer
-from bot.core.dialogue import Dialogue
 from bot.core.hub import Hub
 from bot.helpdesk.store import DraftFaq
 from bot.kb_admin import KbAdmin
 from bot.server import build_app
 from common.settings import Config
-from tests.conftest import FAST, make_config, unique_user
-from tests.test_console import add_user, csrf_of, logged_in
+from tests.test_console import csrf_of, logged_in, private_copy, staffed_hub
 
 GOOD_POLICY = """---
 id: console-upload-test
@@ -55,13 +52,8 @@ class KbEnv:
 @pytest.fixture(scope="module")
 def kbenv(kb_cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KbEnv]:
     root = tmp_path_factory.mktemp("console-kb")
-    shutil.copytree(kb_cfg.data_path, root / "data")
-    cfg = make_config(root, QIUXUE__DATA_DIR=str(root / "data"), **FAST,
-                      QIUXUE__KNOWLEDGE__UPLOADS_DIR=str(root / "uploads"),
-                      QIUXUE__KNOWLEDGE__APPROVED_DIR=str(root / "approved"))
-    admin, agent = unique_user("kbadmin"), unique_user("kbagent")
-    assert add_user(cfg, admin, "admin") == 0 and add_user(cfg, agent, "agent") == 0
-    hub = Hub(Dialogue(cfg))
+    cfg = private_copy(kb_cfg, root)
+    hub, _phone, agent, admin = staffed_hub(cfg, "kb")
     with TestClient(build_app(cfg, hub), base_url="http://127.0.0.1", follow_redirects=False) as client:
         yield KbEnv(cfg, hub, logged_in(client, admin), logged_in(client, agent), root / "uploads")
 

@@ -8,6 +8,7 @@ audited with who did it. Open pages poll two HTML fragments (`…/rows`, `…/ev
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -74,7 +75,7 @@ def register(console: Console) -> None:
             if len(text) > MAX_REPLY:
                 return back(ticket_id, error="long")
             try:
-                notice = act(name, ticket_id, account, text, str(form.get("nonce", "")))
+                notice = await asyncio.to_thread(act, name, ticket_id, account, text, str(form.get("nonce", "")))
             except KeyError:
                 return PlainTextResponse("没有这个工单 · No such ticket", status_code=404)
             except AlreadyResolved:

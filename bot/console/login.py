@@ -4,6 +4,7 @@ repeated wrong passwords lock the account (`bot.accounts`)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -47,7 +48,8 @@ def register(console: Console) -> list[Route]:
             console.accounts.audit("-", "login_throttled", f"user:{name}", "", address(request))
             return again("尝试次数太多，请一分钟后再试 · Too many attempts, wait a minute", 429)
         try:
-            account = console.accounts.login(name, password, address(request))
+            # argon2 takes a while on purpose: off the event loop the channels share
+            account = await asyncio.to_thread(console.accounts.login, name, password, address(request))
         except Locked:
             return again("账号已暂时锁定，请稍后再试或联系管理员 · Account locked for a while, "
                          "try later or ask an admin", 423)
