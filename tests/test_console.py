@@ -78,8 +78,9 @@ def staffed_hub(cfg: Config, prefix: str) -> tuple[Hub, InProcessChannel, str, s
 
 @pytest.fixture(scope="module")
 def env(kb_cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    cfg = make_config(tmp_path_factory.mktemp("console"), QIUXUE__DATA_DIR=str(kb_cfg.data_path), **FAST,
-                      QIUXUE__CONSOLE__LOGIN_ATTEMPTS_PER_MINUTE="1000", QIUXUE__HELPDESK__CHAT_ID="-100777")
+    # a private database: staff-group rows written here must never reach another module's fake group
+    cfg = private_copy(kb_cfg, tmp_path_factory.mktemp("console"), QIUXUE__HELPDESK__CHAT_ID="-100777",
+                       QIUXUE__CONSOLE__LOGIN_ATTEMPTS_PER_MINUTE="1000")
     hub, phone, agent, admin = staffed_hub(cfg, "")
     with TestClient(build_app(cfg, hub), base_url="http://127.0.0.1", follow_redirects=False) as client:
         yield Env(cfg, hub, phone, client, agent, admin)
