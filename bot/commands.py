@@ -96,6 +96,14 @@ def add_all(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user", default=None, help="conversation id (default: your login name)")
     p.set_defaults(func=lazy("bot.channels.terminal:cmd_chat"))
 
+    us = sub.add_parser("users", help="web console accounts")
+    us_sub = us.add_subparsers(dest="users_command", required=True)
+    ua = us_sub.add_parser("add", help="create a console account (or set its role and password)")
+    ua.add_argument("name")
+    ua.add_argument("--role", choices=("agent", "admin"), required=True)
+    ua.add_argument("--password-stdin", action="store_true", help="read the password from stdin (no prompt)")
+    ua.set_defaults(func=lazy("bot.accounts:cmd_users"))
+
     p = sub.add_parser("serve", help="run every configured channel, webhooks, /healthz and /metrics in one app")
     p.add_argument("--telegram", action="store_true", help="require the Telegram channel (token: TELEGRAM_BOT_TOKEN)")
     p.set_defaults(func=lazy("bot.server:cmd_serve"))

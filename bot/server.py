@@ -1,7 +1,7 @@
 """`qiuxue serve`: one process, one ASGI app (Starlette under uvicorn), every configured channel.
 
-Routes: each channel's own (the Telegram webhook, later WeChat's callback and the web console),
-`GET /healthz` (database reachable, live index version) and `GET /metrics` (Prometheus text).
+Routes: each channel's own (the Telegram webhook, later WeChat's callback), the web console under
+`/console/` (`bot.console`, when `console.enabled`), `GET /healthz` (database reachable, live index version) and `GET /metrics` (Prometheus text).
 Channels are listed in `server.channels`; each is the module `bot/channels/<name>.py` with a
 `create(cfg, hub)` function. A channel whose credentials are not in the environment is skipped
 with a log line (asked for explicitly, e.g. `--telegram`, it is an error instead). Telegram
@@ -66,6 +66,10 @@ def build_app(cfg: Settings, hub: Hub) -> Starlette:
     routes: list[Any] = [Route("/healthz", healthz), Route("/metrics", metrics_page)]
     for channel in hub.channels.values():
         routes += channel.routes()
+    if cfg.console.enabled:
+        from bot.console.app import routes as console_routes
+
+        routes += console_routes(cfg, hub)
     return Starlette(routes=routes, lifespan=lifespan)
 
 

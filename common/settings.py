@@ -43,6 +43,7 @@ class Knowledge(Section):
     rules_dir: str = "./knowledge/rules"
     guides_dir: str = "./knowledge/guides"
     approved_dir: str = "./data/approved"
+    uploads_dir: str = "./data/uploads"  # policy documents uploaded in the web console (indexed with the rest)
 
 
 class Database(Section):
@@ -143,6 +144,16 @@ class Server(Section):
     channels: list[str] = ["telegram"]
 
 
+class Console(Section):
+    enabled: bool = True                          # the web console under /console/ of `qiuxue serve`
+    secure_cookie: Literal["auto", "always", "never"] = "auto"  # auto: Secure when the request came over https
+    session_hours: float = Field(12, gt=0)        # a login lasts this long
+    max_failures: int = Field(5, ge=1)            # wrong passwords in a row before the account is locked …
+    lockout_minutes: float = Field(15, gt=0)      # … for this long
+    login_attempts_per_minute: int = Field(10, ge=1)  # per client address, right or wrong
+    poll_seconds: float = Field(3, gt=0)          # how often open pages look for news
+
+
 class Delivery(Section):
     workers: int = Field(4, ge=1)                 # messages handled at once per process
     poll_seconds: float = 0.5                     # how often the inbox/outbox are looked at when idle
@@ -190,6 +201,7 @@ class Settings(BaseSettings):
     privacy: Privacy = Privacy()
     server: Server = Server()
     delivery: Delivery = Delivery()
+    console: Console = Console()
 
     _root: Path = PrivateAttr(default=PROJECT_ROOT)
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.db import open_database
@@ -46,6 +47,16 @@ def rollback(cfg: Settings, to: str | None = None, by: str | None = None) -> KbV
     return building.rollback(cfg, to, by)
 
 
+def check_file(path: Path) -> list[str]:
+    """Why a single knowledge file cannot be indexed (empty: it loads and has text)."""
+    from ingest.loaders import load_paths
+
+    docs, errors = load_paths([path])
+    if errors:
+        return [e.reason for e in errors]
+    return [] if docs else ["no readable text"]
+
+
 def status_text(data: dict[str, Any], limit: int | None = None) -> str:
     rows = data["versions"][:limit]
     if not rows:
@@ -72,4 +83,4 @@ def rollback_text(target: KbVersion) -> str:
     return f"{target.version} is live again ({target.documents} documents, {target.chunks} chunks)"
 
 
-__all__ = ["refresh", "refresh_text", "rollback", "rollback_text", "status", "status_text"]
+__all__ = ["check_file", "refresh", "refresh_text", "rollback", "rollback_text", "status", "status_text"]

@@ -80,12 +80,12 @@ def ingest_lock(cfg: Config) -> Iterator[None]:
 
 
 def knowledge_paths(cfg: Config, paths: list[str] | None) -> list[Path]:
-    """Explicit PATHS, or the configured knowledge base plus the helpdesk's approved FAQ folder."""
+    """Explicit PATHS, or the configured knowledge base plus the helpdesk's approved FAQ and the console's uploads."""
     if paths:
         return [Path(p).resolve() for p in paths]
     roots = [cfg.path(p) for p in cfg.knowledge.paths]
-    approved = cfg.path(cfg.knowledge.approved_dir or ".")
-    return [*roots, approved] if cfg.knowledge.approved_dir and approved.is_dir() else roots
+    extra = [cfg.path(d) for d in (cfg.knowledge.approved_dir, cfg.knowledge.uploads_dir) if d]
+    return [*roots, *(d for d in extra if d.is_dir())]
 
 
 def knowledge_dirs(cfg: Config) -> KnowledgeDirs:
@@ -109,16 +109,18 @@ def _default_actor() -> str:
 
 def refresh(cfg: Config, paths: list[str] | None = None, *, rebuild: bool = False, by: str | None = None,
             progress: bool = False, embedder: Embedder | None = None,
-            candidate_check: CandidateCheck | None = None) -> RefreshReport:
+            candidate_check: CandidateCheck | None = None,
+            on_progress: Callable[[int, int], None] | None = None) -> RefreshReport:
     """Build a new index version from `paths` (default: knowledge.paths) and make it live.
 
-    `candidate_check` (the bot's serving check) must pass before the version goes live.
+    `candidate_check` (the bot's serving check) must pass before the version goes live;
+    `on_progress(done, total)` hears of every embedded batch (the web console's progress bar).
     """
     embedder = embedder or embedder_from_config(cfg)
     sessions = open_database(cfg)
     with ingest_lock(cfg):
         return _refresh_locked(cfg, sessions, knowledge_paths(cfg, paths), rebuild, by or _default_actor(),
-                               progress, embedder, candidate_check)
+                               progress, embedder, candidate_check, on_progress)
 
 
 def _plan(docs: list[Document], previous: dict[str, dict], broken_paths: set[str]) -> tuple[
@@ -152,8 +154,8 @@ def _plan(docs: list[Document], previous: dict[str, dict], broken_paths: set[str
 
 
 def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebuild: bool, by: str,
-                    progress: bool, embedder: Embedder, candidate_check: CandidateCheck | None = None
-                    ) -> RefreshReport:
+                    progress: bool, embedder: Embedder, candidate_check: CandidateCheck | None = None,
+                    on_progress: Callable[[int, int], None] | None = None) -> RefreshReport:
     docs, load_errors = load_paths(roots)
     errors = [str(e) for e in load_errors] + [str(p) for p in data_file_problems(cfg)]
     broken = {e.rel for e in load_errors}
@@ -188,7 +190,7 @@ def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebu
             for doc_id in to_copy:
                 manifest[doc_id] = previous[doc_id]
         cache = VectorCache(cfg.data_path / "cache")
-        texts += _embed_into(collection, to_embed, embedder, cfg, progress, manifest, cache, fresh=rebuild)
+        texts += _embed_into(collection, to_embed, embedder, cfg, progress, manifest, cache, rebuild, on_progress)
         total = collection.count()
         _smoke_check(collection, embedder, cfg.index.probe_query)
         if candidate_check is not None:
@@ -222,7 +224,8 @@ def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebu
 
 
 def _embed_into(collection, docs: list[Document], embedder: Embedder, cfg: Config, progress: bool,
-                manifest: dict[str, dict], cache: VectorCache, fresh: bool) -> list[str]:
+                manifest: dict[str, dict], cache: VectorCache, fresh: bool,
+                on_progress: Callable[[int, int], None] | None = None) -> list[str]:
     """Chunk and add `docs` (vectors from the cache where this data_dir embedded the text before); their texts."""
     chunks_by_doc = {d.doc_id: chunk_document(d, cfg.index.chunk_max_chars) for d in docs}
     pending = [c for d in docs for c in chunks_by_doc[d.doc_id]]
@@ -234,6 +237,8 @@ def _embed_into(collection, docs: list[Document], embedder: Embedder, cfg: Confi
             vectors = cache.embed(embedder, [c.search_text for c in part], DOCUMENTS, fresh=fresh, persist=False)
             kb_index.add_chunks(collection, part, vectors)
             bar.update(len(part))
+            if on_progress is not None:
+                on_progress(start + len(part), len(pending))
     for doc in docs:
         manifest[doc.doc_id] = {"hash": doc.content_hash, "path": doc.path,
                                 "chunks": len(chunks_by_doc[doc.doc_id])}

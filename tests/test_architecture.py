@@ -1,4 +1,4 @@
-"""The layering holds: common ← ingest ← bot (core, services) ← bot.channels; no import cycles.
+"""The layering holds: common ← ingest ← bot (core, services) ← bot.channels and bot.console; no import cycles.
 
 The import graph is read from the source (every `import`, also inside functions), so a cycle dodged by
 an import inside a function is still found; one fresh interpreter then imports every module.
@@ -95,6 +95,10 @@ def test_dependencies_point_one_way() -> None:
                 violations.append(f"{module} → {dep} (channels use bot.kb_admin, never ingest)")
             if module.startswith("bot.core") and dep.startswith("bot.channels"):
                 violations.append(f"{module} → {dep} (the core never imports a channel)")
+            if module.startswith("bot.console") and dep.startswith(("ingest", "bot.channels")):
+                violations.append(f"{module} → {dep} (the console uses the core services, never ingest or a channel)")
+            if dep.startswith("bot.console") and not module.startswith(("bot.console", "bot.server")):
+                violations.append(f"{module} → {dep} (only the server mounts the console)")
     assert not violations, "\n".join(violations)
 
 

@@ -191,7 +191,7 @@ class Dialogue:
         if not self.helpdesk.in_office():
             when = self.helpdesk.next_opening().strftime("%m-%d %H:%M")
             text += "\n" + t("handoff_offhours", conv.lang, when=when)
-        if not self.helpdesk.staffed:
+        if not self.helpdesk.has_staff():
             text += "\n" + t("handoff_unstaffed", conv.lang)
         return Outgoing(text)
 

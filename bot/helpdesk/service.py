@@ -3,7 +3,8 @@
 waiting → claimed (by an agent) → resolved. "转人工" again within `helpdesk.reopen_hours` of a
 resolution reopens the same ticket (same staff topic, full history); later, or after the worker
 left with /bot, a new ticket is opened. Only the ids in `helpdesk.agents` may claim, reply, note
-or resolve. Every change is a TicketEvent (the audit log).
+or resolve, plus the web console's active accounts, whose staff identity is `console:NAME`
+(`bot.accounts`). Every change is a TicketEvent (the audit log).
 
 The relay is the outbox: each event that someone must see (a worker's message for the staff side,
 an agent's reply for the worker, queue news) adds outbox rows in the same transaction as the event,
@@ -23,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.accounts import has_console_staff, is_console_agent
 from bot.core.buttons import Staff, encode
 from bot.core.edge import clean_text
 from bot.core.messages import Button, Outgoing, to_payload
@@ -100,7 +102,12 @@ class Helpdesk:
         return next((t.reason for t in self.topics if any(w in text for w in t.words)), None)
 
     def is_agent(self, user_id: str | int) -> bool:
-        return str(user_id) in self.agents
+        """A Telegram id in helpdesk.agents, or an active console account (`console:NAME`)."""
+        return str(user_id) in self.agents or is_console_agent(self.sessions, str(user_id))
+
+    def has_staff(self) -> bool:
+        """Someone can pick tickets up: a staff group, or an account in the web console."""
+        return self.staffed or has_console_staff(self.sessions)
 
     # -- office hours -----------------------------------------------------------------------------
     def in_office(self, now: datetime | None = None) -> bool:
