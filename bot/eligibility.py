@@ -92,7 +92,7 @@ class Field:
                 raise ProfileError(f"{self.name}: {number} is outside {self.min}–{self.max}", "range")
             return number
         if self.type == "date":
-            day = value if isinstance(value, date) else values.when(str(value)) or _iso(str(value))
+            day = value if isinstance(value, date) else _iso(str(value))  # a profile's date: YYYY-MM-DD
             if day is None:
                 raise ProfileError(f"{self.name}: expected a date like 2024-09-01, got {value!r}")
             return day
