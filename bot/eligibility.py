@@ -18,11 +18,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot import values
 from bot.regions import Gazetteer
-from ingest.schema import OPERATORS
+from common.yamlio import read_yaml
+from ingest.rule_operators import OPERATORS
 
 YES, NO, UNKNOWN = "yes", "no", "unknown"
 FIELD_TEXTS = ("ask", "ask_en", "help", "help_en")  # what a rule file may word for its own place
@@ -250,14 +249,14 @@ class Rules:
     """All rule files and the field catalogue, loaded once."""
 
     def __init__(self, rules_dir: Path, gazetteer: Gazetteer) -> None:
-        raw_fields = yaml.safe_load((rules_dir / "fields.yaml").read_text(encoding="utf-8")) or {}
+        raw_fields = read_yaml(rules_dir / "fields.yaml") or {}
         self.fields = {name: Field(name, **spec) for name, spec in raw_fields.items()}
         self.gazetteer = gazetteer
         self.by_place: dict[str, RuleSet] = {}
         for path in sorted(rules_dir.glob("*.yaml")):
             if path.name == "fields.yaml":
                 continue
-            rules = RuleSet.from_yaml(yaml.safe_load(path.read_text(encoding="utf-8")))
+            rules = RuleSet.from_yaml(read_yaml(path))
             named = [c.field for c in rules.conditions] + [k for c in rules.conditions for k in c.when]
             for name in [*named, *rules.field_texts]:
                 if name not in self.fields:

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from bot.answering import Answerer, Retrieval, Thresholds, decide
 from bot.decision import DecisionModel
 from bot.decision_training import cross_validate, rows_of, train
 from common.settings import Config
+from common.yamlio import read_yaml
 from ingest.embedders import make_embedder
 from ingest.refresh import refresh
 
@@ -52,7 +52,7 @@ class Outcome:
 
 
 def load_items(path: Path) -> list[EvalItem]:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = read_yaml(path)
     return [EvalItem(str(r.get("q") or ""), r.get("region"),
                      None if r["expect"] == "no_answer" else [str(x) for x in r["expect"]]) for r in raw]
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from common.yamlio import read_yaml
 
 
 @dataclass
@@ -33,7 +33,7 @@ def load_guides(guides_dir: Path) -> dict[str, Guide]:
     """Guides by place (a guide's own region and any places it `covers`)."""
     guides: dict[str, Guide] = {}
     for path in sorted(guides_dir.glob("*.yaml")):
-        data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = read_yaml(path)
         guide = Guide(str(data["region"]), str(data.get("doc", "")), [str(s) for s in data.get("sources") or []],
                       list(data.get("steps") or []), list(data.get("documents") or []),
                       [str(c) for c in data.get("covers") or []])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-import yaml
+from common.yamlio import read_yaml
 
 STRINGS_FILE = Path(__file__).with_name("strings.yaml")
 LANGS = ("zh", "en")
@@ -13,7 +13,7 @@ LANGS = ("zh", "en")
 
 @cache
 def _strings() -> dict[str, dict[str, str]]:
-    return yaml.safe_load(STRINGS_FILE.read_text(encoding="utf-8"))
+    return read_yaml(STRINGS_FILE)
 
 
 def t(key: str, lang: str = "zh", **values: object) -> str:

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import frontmatter
-import yaml
 
 from bot.eligibility import Condition, Field, Rules, RuleSet
 from bot.regions import Gazetteer
 from common.settings import Config
+from common.yamlio import parse_yaml, read_yaml
 from ingest.loaders import split_markdown
 
 EXEMPT_KEYS = {"phrasings"}  # workers' own words: they may say anything
@@ -124,7 +124,7 @@ def policy_sections(paths: KnowledgePaths) -> dict[str, tuple[Path, list[tuple[l
 
 
 def unasked_requirements(rules: Rules, paths: KnowledgePaths, rule_files: dict[str, str]) -> Iterator[Finding]:
-    spec = yaml.safe_load((paths.dictionary_dir / "requirements.yaml").read_text(encoding="utf-8")) or {}
+    spec = read_yaml(paths.dictionary_dir / "requirements.yaml") or {}
     headings = set(spec.get("sections") or [])
     requirements = spec.get("requirements") or []
     docs = policy_sections(paths)
@@ -171,11 +171,11 @@ def file_texts(path: Path) -> Iterable[str]:
     if path.suffix == ".md":
         post = frontmatter.loads(text)
         return [*strings(dict(post.metadata)), *post.content.splitlines()]
-    return list(strings(yaml.safe_load(text)))
+    return list(strings(parse_yaml(text)))
 
 
 def wordings(paths: KnowledgePaths) -> Iterator[Finding]:
-    entries = yaml.safe_load((paths.dictionary_dir / "wordings.yaml").read_text(encoding="utf-8")) or []
+    entries = read_yaml(paths.dictionary_dir / "wordings.yaml") or []
     for path in paths.files(".md", ".yaml"):
         for text in file_texts(path):
             for entry in entries:
@@ -194,7 +194,7 @@ def lint(paths: KnowledgePaths) -> list[Finding]:
     rules = Rules(paths.rules_dir, Gazetteer.load(paths.dictionary_dir))
     rule_files = {}
     for f in sorted(paths.rules_dir.glob("*.yaml")):
-        data = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+        data = read_yaml(f) or {}
         if "region" in data:
             rule_files[str(data["region"])] = shown(f)
     return [*never_fails(rules, rule_files), *unasked_requirements(rules, paths, rule_files), *wordings(paths)]

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from common.yamlio import read_yaml
 
 NATIONAL = "全国"
 NATIONAL_WORDS = ("全国", "国家", "national", "nationwide", "china")
@@ -40,7 +40,7 @@ class Gazetteer:
 
     @classmethod
     def load(cls, dictionary_dir: Path) -> Gazetteer:
-        raw = yaml.safe_load((dictionary_dir / "regions.yaml").read_text(encoding="utf-8")) or []
+        raw = read_yaml(dictionary_dir / "regions.yaml") or []
         return cls([Region(str(r["name"]), str(r.get("kind", "city")), r.get("parent"),
                            tuple(str(a) for a in [*(r.get("aliases") or []), *(r.get("signals") or [])]))
                     for r in raw])

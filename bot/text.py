@@ -11,7 +11,8 @@ import unicodedata
 from pathlib import Path
 
 import jieba
-import yaml
+
+from common.yamlio import read_yaml
 
 jieba.setLogLevel(logging.WARNING)
 
@@ -42,7 +43,7 @@ class Tokenizer:
             self._jieba.load_userdict(str(userdict))
         self.synonyms: dict[str, str] = {}
         syn_file = dictionary_dir / "synonyms.yaml"
-        for group in (yaml.safe_load(syn_file.read_text(encoding="utf-8")) if syn_file.exists() else []) or []:
+        for group in (read_yaml(syn_file) if syn_file.exists() else []) or []:
             canonical = normalise(str(group[0]))
             for word in group:
                 word = normalise(str(word))

@@ -26,6 +26,8 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
+from common.yamlio import read_yaml
+
 ENV_PREFIX = "QIUXUE__"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yaml"
@@ -151,6 +153,13 @@ class Delivery(Section):
 _SOURCE: ContextVar[tuple[Path, Mapping[str, str]] | None] = ContextVar("qiuxue_settings_source", default=None)
 
 
+class _YamlSource(YamlConfigSettingsSource):
+    """`config.yaml` read with libyaml's C loader (`common/yamlio.py`): the pure-Python parser is most of start-up."""
+
+    def _read_file(self, file_path: Path) -> dict[str, Any]:  # type: ignore[override]
+        return read_yaml(file_path) or {}
+
+
 class _MappingEnvSource(EnvSettingsSource):
     """Environment overrides from a given mapping (tests pass their own), not only os.environ."""
 
@@ -195,7 +204,7 @@ class Settings(BaseSettings):
             return (init_settings,)
         yaml_path, environ = source
         return (init_settings, _MappingEnvSource(settings_cls, environ),
-                YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path, yaml_file_encoding="utf-8"))
+                _YamlSource(settings_cls, yaml_file=yaml_path, yaml_file_encoding="utf-8"))
 
     @property
     def root(self) -> Path:

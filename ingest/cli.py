@@ -16,14 +16,15 @@ from common.db import open_database
 from common.settings import Config
 from ingest import admin
 from ingest.errors import RefreshError
-from ingest.validate import validate_paths
 from ingest.versions import live_version
 
 EXIT_FAILED, EXIT_PARTIAL = 1, 3
 
 
 def cmd_kb_validate(cfg: Config, args: argparse.Namespace) -> int:
+    # Only this command needs the schema's models and the loaders: `kb status` starts without them.
     from ingest.refresh import knowledge_dirs, knowledge_paths
+    from ingest.validate import validate_paths
 
     dirs = knowledge_dirs(cfg)
     paths = [Path(p).resolve() for p in args.paths] if args.paths else [

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import frontmatter
-import yaml
 
+from common.yamlio import read_yaml
 from ingest.documents import Document, LoadError, Section
 from ingest.schema import KnowledgeFileError, PolicyMeta, check, check_faq
 
@@ -77,7 +77,7 @@ def load_markdown(path: Path, rel: str) -> list[Document]:
 
 
 def load_faq(path: Path, rel: str) -> list[Document]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = read_yaml(path)
     check_faq(data)
     docs = []
     for entry in data:

@@ -2,6 +2,8 @@
 
 - Incremental by content hash: unchanged documents are copied with their vectors from the live
   version (never re-embedded), changed ones are re-chunked and re-embedded, deleted ones vanish.
+  A chunk text this data_dir embedded before with the same model takes its vector from the cache
+  (`ingest/vector_cache.py`); `rebuild` re-embeds everything.
 - A file that cannot be read is reported by name; if the live version had it, its old chunks are
   kept so one broken upload never silently empties part of the knowledge base.
 - Every file is validated against its declared shape (`ingest/schema.py`): a bad one is named with
@@ -39,6 +41,7 @@ from ingest.embedders import Embedder, embedder_from_config
 from ingest.errors import RefreshError
 from ingest.loaders import load_paths
 from ingest.validate import KnowledgeDirs, Problem, validate_paths
+from ingest.vector_cache import DOCUMENTS, VectorCache
 from ingest.versions import BUILDING, COMPLETE, DELETED, FAILED, KbVersion, live_version, set_live
 
 # Loads a candidate version as a serving bot does and probes it; raises if the bot would fail.
@@ -173,6 +176,7 @@ def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebu
     try:
         collection = kb_index.create_collection(client, name, embedder)
         manifest: dict[str, dict] = {}
+        texts: list[str] = []  # every chunk's embedded text in the new version
         if to_copy and live is not None:
             source = kb_index.open_collection(client, live.collection, embedder)
             stored, vectors = kb_index.read_chunks(source, {"doc_id": {"$in": to_copy}}, with_vectors=True)
@@ -180,9 +184,11 @@ def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebu
                             {k: v for k, v in c.meta.items() if k != "text"}) for c in stored]
             if copied and vectors is not None:
                 kb_index.add_chunks(collection, copied, vectors)
+            texts += [c.search_text for c in copied]
             for doc_id in to_copy:
                 manifest[doc_id] = previous[doc_id]
-        _embed_into(collection, to_embed, embedder, cfg, progress, manifest)
+        cache = VectorCache(cfg.data_path / "cache")
+        texts += _embed_into(collection, to_embed, embedder, cfg, progress, manifest, cache, fresh=rebuild)
         total = collection.count()
         _smoke_check(collection, embedder, cfg.index.probe_query)
         if candidate_check is not None:
@@ -200,6 +206,7 @@ def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebu
             row.documents, row.chunks, row.manifest = len(manifest), total, manifest
             row.stats = {**counts, "errors": errors}
             set_live(s, version, by)
+        cache.retain(embedder, DOCUMENTS, texts)
     except BaseException as exc:
         with sessions.begin() as s:
             row = s.get(KbVersion, version)
@@ -215,7 +222,8 @@ def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebu
 
 
 def _embed_into(collection, docs: list[Document], embedder: Embedder, cfg: Config, progress: bool,
-                manifest: dict[str, dict]) -> None:
+                manifest: dict[str, dict], cache: VectorCache, fresh: bool) -> list[str]:
+    """Chunk and add `docs` (vectors from the cache where this data_dir embedded the text before); their texts."""
     chunks_by_doc = {d.doc_id: chunk_document(d, cfg.index.chunk_max_chars) for d in docs}
     pending = [c for d in docs for c in chunks_by_doc[d.doc_id]]
     batch = cfg.embedding.batch_size
@@ -223,12 +231,13 @@ def _embed_into(collection, docs: list[Document], embedder: Embedder, cfg: Confi
     with tqdm(total=len(pending), unit="chunk", desc="embedding", disable=not show, file=sys.stderr) as bar:
         for start in range(0, len(pending), batch):
             part = pending[start:start + batch]
-            vectors = embedder.embed_documents([c.search_text for c in part])
+            vectors = cache.embed(embedder, [c.search_text for c in part], DOCUMENTS, fresh=fresh, persist=False)
             kb_index.add_chunks(collection, part, vectors)
             bar.update(len(part))
     for doc in docs:
         manifest[doc.doc_id] = {"hash": doc.content_hash, "path": doc.path,
                                 "chunks": len(chunks_by_doc[doc.doc_id])}
+    return [c.search_text for c in pending]
 
 
 def _smoke_check(collection, embedder: Embedder, probe: str) -> None:

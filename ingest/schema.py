@@ -7,7 +7,7 @@ the dictionary files (`regions.yaml`, `synonyms.yaml`, `handoff.yaml`, `intents.
 list belongs, or a misspelt key is a problem, named as `field: what is wrong`.
 
 This is the schema both sides share: ingest refuses a bad file, and the bot's loaders
-(`bot/eligibility.py`) take `OPERATORS` from here.
+(`bot/eligibility.py`) share `OPERATORS` (`ingest/rule_operators.py`).
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ from pydantic import (
     model_validator,
 )
 
+from ingest.rule_operators import OPERATORS
+
 Text = Annotated[StrictStr, Field(min_length=1)]
 Id = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 Year = Annotated[StrictInt, Field(ge=1990, le=2100)]
 Scope = Literal["national", "province", "city", "note"]
 Scalar = StrictStr | StrictBool | StrictInt | date
-OPERATORS = ("equals", "in", "not_in", "min", "max", "on_or_after", "on_or_before")
 
 
 class Strict(BaseModel):

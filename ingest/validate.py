@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from common.yamlio import read_yaml
 from ingest.loaders import LOADERS
 from ingest.schema import (
     FieldCatalogue,
@@ -64,7 +65,7 @@ class KnowledgeDirs:
 
 def _yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return read_yaml(path)
     except yaml.YAMLError as exc:
         raise KnowledgeFileError(re.sub(r"\s+", " ", f"not valid YAML: {exc}")) from None
 

@@ -1,55 +1,88 @@
-"""A small on-disk cache of query-side vectors (FAQ phrasings), keyed by embedder and text.
+"""A small on-disk cache of vectors, keyed by embedder, kind (query or document side) and text.
 
-Loading a new index version re-embeds only phrasings it has not seen before.
+- Query side (FAQ phrasings): loading a new index version re-embeds only phrasings it has not seen.
+- Document side (chunks): a refresh embeds only chunk texts no earlier refresh of this data_dir
+  embedded with the same model — so indexing the same knowledge base for a second database (moving
+  from SQLite to PostgreSQL, a test's own database) or putting back an edited document costs no
+  model time. After each refresh the document side keeps exactly the new version's chunks, so it
+  never grows past the knowledge base. `qiuxue ingest --rebuild` bypasses it (and refills it).
+
+One `.npz` file per embedder and kind, replaced atomically; a damaged file is rebuilt, never trusted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from ingest.embedders import Embedder
 
+QUERIES, DOCUMENTS = "queries", "documents"
+
 
 class VectorCache:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._memory: dict[str, dict[str, np.ndarray]] = {}
+        self._memory: dict[tuple[str, str], dict[str, np.ndarray]] = {}
 
-    def _file(self, embedder: Embedder) -> Path:
+    def _file(self, embedder: Embedder, kind: str) -> Path:
         slug = hashlib.sha1(embedder.name.encode()).hexdigest()[:12]
-        return self.directory / f"queries-{slug}.npz"
+        return self.directory / f"{kind}-{slug}.npz"
 
-    def _load(self, embedder: Embedder) -> dict[str, np.ndarray]:
-        if embedder.name not in self._memory:
+    def _load(self, embedder: Embedder, kind: str) -> dict[str, np.ndarray]:
+        key = (embedder.name, kind)
+        if key not in self._memory:
             stored: dict[str, np.ndarray] = {}
-            path = self._file(embedder)
+            path = self._file(embedder, kind)
             if path.exists():
                 try:
                     with np.load(path, allow_pickle=False) as data:
                         stored = dict(zip(data["texts"].tolist(), data["vectors"], strict=True))
                 except (OSError, ValueError, KeyError):
                     stored = {}  # a damaged cache is rebuilt, never trusted
-            self._memory[embedder.name] = stored
-        return self._memory[embedder.name]
+            self._memory[key] = stored
+        return self._memory[key]
 
-    def embed_queries(self, embedder: Embedder, texts: list[str]) -> np.ndarray:
-        known = self._load(embedder)
-        missing = [t for t in dict.fromkeys(texts) if t not in known]
+    def embed(self, embedder: Embedder, texts: list[str], kind: str = QUERIES, *,
+              fresh: bool = False, persist: bool = True) -> np.ndarray:
+        """Vectors of `texts`, embedding only those not cached (all of them when `fresh`).
+
+        `persist=False` keeps new vectors in memory until `save`/`retain` (a refresh saves once).
+        """
+        known = self._load(embedder, kind)
+        missing = list(dict.fromkeys(texts)) if fresh else [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
-            for text, vec in zip(missing, embedder.embed_queries(missing), strict=True):
+            embed = embedder.embed_queries if kind == QUERIES else embedder.embed_documents
+            for text, vec in zip(missing, embed(missing), strict=True):
                 known[text] = vec
-            self._save(embedder, known)
+            if persist:
+                self.save(embedder, kind)
         if not texts:
             return np.zeros((0, embedder.dim), dtype=np.float32)
         return np.stack([known[t] for t in texts]).astype(np.float32)
 
-    def _save(self, embedder: Embedder, known: dict[str, np.ndarray]) -> None:
+    def embed_queries(self, embedder: Embedder, texts: list[str]) -> np.ndarray:
+        return self.embed(embedder, texts, QUERIES)
+
+    def retain(self, embedder: Embedder, kind: str, texts: Iterable[str]) -> None:
+        """Keep only the vectors of `texts` and write the cache."""
+        keep = set(texts)
+        known = self._load(embedder, kind)
+        for text in [t for t in known if t not in keep]:
+            del known[text]
+        self.save(embedder, kind)
+
+    def save(self, embedder: Embedder, kind: str) -> None:
+        known = self._load(embedder, kind)
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self._file(embedder)
+        path = self._file(embedder, kind)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, texts=np.array(list(known)), vectors=np.stack(list(known.values())))
-        os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
+        if known:
+            np.savez(tmp, texts=np.array(list(known)), vectors=np.stack(list(known.values())))
+            os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
+        else:
+            path.unlink(missing_ok=True)

