@@ -184,7 +184,8 @@ class EligibilityFlow:
             if place is None:
                 raise ProfileError(f"unknown place {value!r}", "place")
             return place
-        return f.parse(value)
+        read = f.read(value) if isinstance(value, str) else None  # typed text: "两年", "2024年7月" …
+        return f.parse(value if read is None else read)
 
     def _explain(self, f: Field, exc: ProfileError, lang: str) -> str:
         if exc.code == "place":
