@@ -179,8 +179,15 @@ def test_a_correction_after_the_verdict_only_changes_what_was_recorded(reader: R
 # -- through the in-process channel -----------------------------------------------------------------
 
 
-def worker(cfg: Config, user: str | None = None, consent: bool = False) -> InProcessChat:
-    w = InProcessChat(Dialogue(cfg), user or unique_user("bend"))
+_dialogues: dict[str, Dialogue] = {}
+
+
+def worker(cfg: Config, user: str | None = None, consent: bool = False, restart: bool = False) -> InProcessChat:
+    """A worker talking to this test module's bot; `restart`: to a new bot process on the same database."""
+    key = str(cfg.database.url or "sqlite")
+    if restart or key not in _dialogues:
+        _dialogues[key] = Dialogue(cfg)
+    w = InProcessChat(_dialogues[key], user or unique_user("bend"))
     if consent:
         w.say("/start")
         w.press("同意")
@@ -210,7 +217,7 @@ def test_a_question_mid_check_is_answered_then_asked_again_and_survives_a_restar
     assert "回到刚才的问题" in text and text.index("来源") < text.index("你是工会会员吗")
     assert {"是", "否", "◀ 上一步"} <= set(labels(w)) and any("👍" in label for label in labels(w))
     assert state(w).flow_state["asking"] == "union_member"
-    again = worker(db_cfg, w.user_id)  # a new process on the same database
+    again = worker(db_cfg, w.user_id, restart=True)  # a new process on the same database
     again.press_data(next(b.data for b in w.buttons if b.label == "是"))
     assert "实名认证" in again.text  # the flow went on from where the digression left it
     assert state(again).facts["union_member"] is True
@@ -226,7 +233,7 @@ def test_a_place_inside_a_question_is_not_the_answer_to_the_place_question(db_cf
     assert "你是不是想问" in w.text and "哪个省" in w.text and state(w).flow_state["asking"] == "region"
     w.say("How much does Guangdong pay?")  # asked in English: answered, and asked again, in English
     assert "yuan" in w.text and "Which province or city" in w.text and state(w).region is None
-    again = worker(db_cfg, w.user_id)  # restart between the digression and the answer
+    again = worker(db_cfg, w.user_id, restart=True)  # restart between the digression and the answer
     again.say("I work in Guangzhou")
     assert state(again).region == "广州" and state(again).flow_state["asking"] != "region"
     assert "Which province" not in again.text  # the check went on with 广州's first question
