@@ -18,14 +18,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from bot import values
 from bot.regions import Gazetteer
 from common.yamlio import read_yaml
 from ingest.rule_operators import OPERATORS
 
 YES, NO, UNKNOWN = "yes", "no", "unknown"
 FIELD_TEXTS = ("ask", "ask_en", "help", "help_en")  # what a rule file may word for its own place
-TRUE_WORDS = {"true", "yes", "y", "1", "是", "是的", "对", "有", "嗯"}
-FALSE_WORDS = {"false", "no", "n", "0", "否", "不是", "没有", "不", "无"}
 
 
 class ProfileError(ValueError):
@@ -47,37 +46,68 @@ class Field:
     help_en: str = ""
     min: int | None = None
     max: int | None = None
+    label: str = ""  # what the worker calls this fact ("劳动合同期限"), in /facts and corrections
+    label_en: str = ""
+    names: list[str] = field(default_factory=list)  # words that name it in a correction ("合同", "岁", "i'm")
+    unit: str = ""  # int fields: months ("两年" = 24) or years (an age, "46岁")
+
+    def title(self, lang: str) -> str:
+        return (self.label_en or self.label if lang == "en" else self.label) or self.name
+
+    def read(self, text: str, loose: bool = False) -> Any:
+        """The value a worker's words give for this field, or None (not range-checked; `loose`: inside a
+        sentence). Regions are the gazetteer's (`EligibilityFlow`)."""
+        if self.type == "bool":
+            return values.yes_no(text, loose)
+        if self.type == "int":
+            reader = {"months": values.months, "years": values.age}.get(self.unit, values.age)
+            return reader(text, loose)
+        if self.type == "date":
+            return values.when(text, loose)
+        if self.type == "enum":
+            whole = values.clean(text)
+            exact = [b for b in self.buttons if b.lower() == whole]
+            inside = [b for b in self.buttons if b.lower() in whole] if loose else []
+            return (exact or inside or [None])[0] if len(exact) == 1 or len(inside) == 1 else None
+        return None
 
     def parse(self, value: Any) -> Any:
         """A profile value as its typed form; raises ProfileError with a clear message."""
         if self.type == "bool":
             if isinstance(value, bool):
                 return value
-            word = str(value).strip().lower()
-            if word in TRUE_WORDS:
-                return True
-            if word in FALSE_WORDS:
-                return False
-            raise ProfileError(f"{self.name}: expected yes/no, got {value!r}")
+            answer = values.yes_no(str(value))
+            if answer is None:
+                raise ProfileError(f"{self.name}: expected yes/no, got {value!r}")
+            return answer
         if self.type == "int":
             try:
                 number = int(str(value).strip())
             except ValueError:
-                raise ProfileError(f"{self.name}: expected a whole number, got {value!r}") from None
+                number = self.read(str(value))
+            if number is None or isinstance(value, bool | float):
+                raise ProfileError(f"{self.name}: expected a whole number, got {value!r}")
             if (self.min is not None and number < self.min) or (self.max is not None and number > self.max):
                 raise ProfileError(f"{self.name}: {number} is outside {self.min}–{self.max}", "range")
             return number
         if self.type == "date":
-            try:
-                return date.fromisoformat(str(value).strip())
-            except ValueError:
-                raise ProfileError(f"{self.name}: expected a date like 2024-09-01, got {value!r}") from None
+            day = value if isinstance(value, date) else _iso(str(value))  # a profile's date: YYYY-MM-DD
+            if day is None:
+                raise ProfileError(f"{self.name}: expected a date like 2024-09-01, got {value!r}")
+            return day
         if self.type == "enum":
             text = str(value).strip()
             if text not in self.buttons:
                 raise ProfileError(f"{self.name}: expected one of {', '.join(self.buttons)}, got {value!r}", "choice")
             return text
         return str(value).strip()
+
+
+def _iso(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        return None
 
 
 @dataclass

@@ -158,11 +158,17 @@ class FieldSpec(Strict):
     help_en: StrictStr = ""
     min: StrictInt | None = None
     max: StrictInt | None = None
+    label: StrictStr = ""  # what a worker calls the fact (/facts, corrections); default: the field's name
+    label_en: StrictStr = ""
+    names: list[Text] = []  # words that name the field in a correction ("合同是两年", "I'm 46")
+    unit: Literal["", "months", "years"] = ""  # int fields: "两年" is 24 months; "46岁" is an age
 
     @model_validator(mode="after")
     def enum_has_buttons(self) -> FieldSpec:
         if self.type == "enum" and not self.buttons:
             raise ValueError("an enum field needs buttons (its choices)")
+        if self.unit and self.type != "int":
+            raise ValueError("unit: only an int field has a unit")
         return self
 
 
@@ -222,6 +228,9 @@ class IntentsFile(Strict):
     human: list[Text] = Field(min_length=1)
     human_exact: list[Text] = []
     check: list[Text] = Field(min_length=1)
+    question: list[Text] = []  # a message containing one of these (or ending in ?) reads as a question
+    question_en: list[Text] = []  # … or starting with one of these English words
+    back: list[Text] = []  # the whole message: go back one question in a flow
 
 
 def describe(exc: ValidationError, entry_word: str = "entry") -> str:

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from bot.channels.inprocess import InProcessChat
 from bot.core.buttons import (
+    Back,
+    Change,
     Consent,
     FieldAnswer,
     GuideStep,
@@ -25,10 +27,11 @@ from tests.conftest import unique_user
 
 EXAMPLES = [Menu("check"), Menu("human"), Consent(True), Consent(False), Lang("en"), FieldAnswer("region", 3),
             GuideStep("next"), GuideStep("back"), GuideStep("doc", 2, True), Vote(17, False), Pick("faq-amount"),
-            Staff("claim", 5), Staff("resolve", 6), Staff("kb", 7, True), Staff("kb", 7, False)]
+            Staff("claim", 5), Staff("resolve", 6), Staff("kb", 7, True), Staff("kb", 7, False), Menu("facts"),
+            Back("union_member"), Change("contract_months")]
 FORGED = ["f:region:abc", "f:region:-1", "fb:²:1", "fb:99999999999999999999:1", "apply:doc:x", "hd:claim",
           "hd:claim:99999999999999999999", "menu:rm -rf", "lang:fr", "consent:2", "q:", "q:../../etc", "",
-          "fb:1:0", "f:Region:1", "x" * 70]
+          "fb:1:0", "f:Region:1", "x" * 70, "b:", "b:Age", "b:age:1", "chg:", "chg:../x", "menu:facts:1"]
 
 
 @pytest.mark.parametrize("data", EXAMPLES, ids=str)
@@ -54,7 +57,7 @@ def dialogue(kb_cfg) -> Dialogue:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("raw", [*FORGED, "f:region:99", "apply:doc:99:1", "fb:1:1", "q:faq-does-not-exist",
-                                 "hd:claim:1"])
+                                 "hd:claim:1", "b:age", "chg:no_such_field"])
 def test_a_forged_press_gets_a_sensible_reply(dialogue: Dialogue, raw: str) -> None:
     w = InProcessChat(dialogue, unique_user("forge"))
     w.say("/check")  # a flow is asking for the region: the most tempting moment to forge

@@ -28,7 +28,7 @@ def _number(text: str, upper: int = MAX_ID) -> int | None:
 
 @dataclass(frozen=True)
 class Menu:
-    action: Literal["check", "apply", "human", "help"]
+    action: Literal["check", "apply", "human", "help", "facts"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,20 @@ class FieldAnswer:
 
     field: str
     index: int
+
+
+@dataclass(frozen=True)
+class Back:
+    """Go back one question of the eligibility check; `field` is the question it was pressed on."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """Change one recorded fact (a button of /facts): ask its question again."""
+
+    field: str
 
 
 @dataclass(frozen=True)
@@ -80,7 +94,7 @@ class Staff:
     yes: bool = False
 
 
-ButtonData = Menu | Consent | Lang | FieldAnswer | GuideStep | Vote | Pick | Staff
+ButtonData = Menu | Consent | Lang | FieldAnswer | Back | Change | GuideStep | Vote | Pick | Staff
 
 
 def encode(data: ButtonData) -> str:
@@ -93,6 +107,10 @@ def encode(data: ButtonData) -> str:
             return f"lang:{code}"
         case FieldAnswer(field, index):
             return f"f:{field}:{index}"
+        case Back(field):
+            return f"b:{field}"
+        case Change(field):
+            return f"chg:{field}"
         case GuideStep("doc", doc, have):
             return f"apply:doc:{doc}:{int(have)}"
         case GuideStep(action):
@@ -124,7 +142,7 @@ def decode(data: str | None) -> ButtonData | None:
     kind, _, rest = data.partition(":")
     parts = rest.split(":")
     match kind, parts:
-        case "menu", [("check" | "apply" | "human" | "help") as action]:
+        case "menu", [("check" | "apply" | "human" | "help" | "facts") as action]:
             return Menu(action)
         case "consent", [("0" | "1") as given]:
             return Consent(given == "1")
@@ -132,6 +150,10 @@ def decode(data: str | None) -> ButtonData | None:
             return Lang(code)
         case "f", [name, index] if _NAME.fullmatch(name) and (i := _number(index, 999)) is not None:
             return FieldAnswer(name, i)
+        case "b", [name] if _NAME.fullmatch(name):
+            return Back(name)
+        case "chg", [name] if _NAME.fullmatch(name):
+            return Change(name)
         case "apply", [("next" | "back") as action]:
             return GuideStep(action)
         case "apply", ["doc", doc, ("0" | "1") as have] if (d := _number(doc, 999)) is not None:

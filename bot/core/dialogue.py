@@ -1,8 +1,11 @@
 """The dialogue core: `Dialogue.turn(Incoming) -> Turn`, the same for every channel.
 
 Routing, in order: unreadable input → a clear reply; a button (decoded and validated by
-`buttons.py`) → its action; a /command or a known intent ("转人工", "我能不能申请") → that; an
-answer while a flow is asking → the flow; anything else → a grounded answer with 👍/👎. Each message
+`buttons.py`) → its action; a /command or a known intent ("转人工", "我能不能申请") → that; while a
+flow is asking, `understand.py` tells an answer, a correction, a step back, or a question — a question is
+answered as outside the flow and the pending question asked again in the same reply (a digression);
+after a check, a message correcting a recorded fact ("合同是两年") checks again; anything else → a
+grounded answer with 👍/👎. Each message
 is one database transaction on the worker's conversation row (see `store.py`), retried if another
 process raced it. In that same transaction the message's inbox row is marked handled and, for
 channels served by the hub, its replies are written to the outbox: a message is handled exactly
@@ -15,9 +18,14 @@ import logging
 import re
 from dataclasses import dataclass, field
 
+from sqlalchemy import func, select
+
 from bot.answering import ANSWER, Answer, Answerer
 from bot.core import choices
+from bot.core import facts as recorded_facts
 from bot.core.buttons import (
+    Back,
+    Change,
     Consent,
     FieldAnswer,
     GuideStep,
@@ -47,6 +55,7 @@ from bot.core.outbox import Outbox
 from bot.core.ratelimit import RateLimiter
 from bot.core.retention import forget
 from bot.core.store import RETRYABLE, Conversation, ConversationStore, Feedback, TranscriptLine
+from bot.core.understand import Reader, Reading
 from bot.eligibility import Rules
 from bot.guides import load_guides
 from bot.helpdesk.service import Helpdesk
@@ -96,6 +105,7 @@ class Dialogue:
         intents_file = cfg.path(cfg.knowledge.dictionary_dir) / "intents.yaml"
         self.intents = {k: [str(w).lower() for w in v]
                         for k, v in read_yaml(intents_file).items()}
+        self.reader = Reader(self.rules, self.intents)
         self.limiter = RateLimiter(cfg.chat.rate_limit_messages, cfg.chat.rate_limit_seconds)
         self.outbox = Outbox(self.store.sessions)
 
@@ -126,7 +136,7 @@ class Dialogue:
     def _turn(self, session, conv: Conversation, msg: Incoming, caps: Capabilities) -> Turn:  # type: ignore[no-untyped-def]
         if msg.display_name:
             conv.display_name = msg.display_name
-        if not caps.buttons and msg.kind != BUTTON:  # "2" stands for the second option shown last
+        if not caps.buttons and msg.kind != BUTTON and not self._number_asked(conv):  # "2": the second option
             number, data = choices.picked(msg.text, conv.choices or [])
             if data is not None:
                 msg = Incoming(msg.channel, msg.user_id, button=data, kind=BUTTON, display_name=msg.display_name)
@@ -157,8 +167,16 @@ class Dialogue:
             line = ConversationStore.log(session, conv, "out", reply.text, reply_to=reply_to, **reply.meta)
             reply.buttons = [[Button(b.label, fill_line(b.data, line.id)) for b in row] for row in reply.buttons]
         if not caps.buttons and turn.replies:
+            if self._number_asked(conv):  # a typed number is the answer now, not an option: say how to go back
+                turn.replies = [Outgoing(r.text, [], r.link, r.meta) for r in turn.replies]
+                turn.replies[-1].text += "\n" + t("typed_nav_hint", conv.lang)
             turn.replies, conv.choices = choices.render(turn.replies, conv.lang)
         return turn
+
+    def _number_asked(self, conv: Conversation) -> bool:
+        """The flow asks for a number (an age, months): digits are the answer, not numbered options."""
+        f = self.rules.fields.get(str(conv.flow_state.get("asking")))
+        return conv.flow in (CHECK, APPLY) and f is not None and f.type == "int"
 
     def _forget(self, msg: Incoming, inbox_id: int | None, via_outbox: bool) -> Turn:
         lang = forget(self.store.sessions, msg.channel, msg.user_id) or "zh"  # tickets too
@@ -231,8 +249,41 @@ class Dialogue:
         if len(text) <= 30 and any(w in lowered for w in self.intents["check"]):
             return Turn(self.check.start(conv))
         if conv.flow in (CHECK, APPLY) and conv.flow_state.get("asking"):
-            return Turn(self._flow_answer(conv, text))
+            return self._in_flow(conv, text, session)
+        if conv.flow is None and conv.facts and not self.reader.is_question(text):
+            fixed = self.reader.corrections(text, known=conv.facts)  # "合同是两年" after the verdict
+            if fixed:
+                return Turn(self.check.correct(conv, fixed))
         return self._answer(conv, text, session)
+
+    def _in_flow(self, conv: Conversation, text: str, session) -> Turn:  # type: ignore[no-untyped-def]
+        """A typed message while a question is asked: see `understand.py` for where each line is drawn."""
+        asking = str(conv.flow_state["asking"])
+        only_place = conv.flow == APPLY or conv.flow_state.get("only") == "region"
+        reading = self.reader.read(text, asking, self.check.profile(conv).get("region"), corrections=not only_place)
+        if reading.kind == Reading.BACK:
+            return Turn(self.check.back(conv))
+        if reading.kind == Reading.ANSWER:
+            return Turn(self._flow_answer(conv, reading.value))
+        if reading.kind == Reading.CORRECT:
+            return Turn(self.check.correct(conv, reading.corrections))
+        if reading.kind == Reading.QUESTION:
+            return self._digress(conv, text, session)
+        return Turn(self._flow_answer(conv, text))  # unclear: what is wrong, the field's help, the question
+
+    def _digress(self, conv: Conversation, text: str, session) -> Turn:  # type: ignore[no-untyped-def]
+        """A question in the middle of a flow: answered exactly as outside it, then the pending question
+        again, in one reply; the flow stays where it was (a place in the question is not its answer)."""
+        conv.lang = detect_language(text)  # a whole question shows the worker's language
+        turn = self._answer(conv, text, session, remember_place=False)
+        if turn.handoff:  # a place we do not cover, a matter for a person: as outside the flow
+            return turn
+        return Turn([self._and_ask_again(conv, reply) for reply in turn.replies])
+
+    def _and_ask_again(self, conv: Conversation, reply: Outgoing) -> Outgoing:
+        again = self.check.ask_again(conv)
+        text = f"{reply.text}\n\n{t('back_to_question', conv.lang)}\n{again.text}"
+        return Outgoing(text, [*again.buttons, *reply.buttons], reply.link, {**reply.meta, "digression": True})
 
     def _flow_answer(self, conv: Conversation, value: str) -> list[Outgoing]:
         if conv.flow_state.get("only") == "region":  # /region: set the place, nothing more
@@ -252,10 +303,9 @@ class Dialogue:
     def _command(self, conv: Conversation, name: str, session) -> Turn:  # type: ignore[no-untyped-def]
         lang = conv.lang
         if name == "start":
-            conv.flow, conv.flow_state = None, {}
-            return Turn([Outgoing(t("welcome", lang), [
-                [Button(t("btn_consent_yes", lang), encode(Consent(True))),
-                 Button(t("btn_consent_no", lang), encode(Consent(False)))], self._lang_buttons(lang)])])
+            return Turn(self._start(conv, session))
+        if name == "facts":
+            return Turn([recorded_facts.show(conv, self.rules)])
         if name == "help":
             return Turn([Outgoing(t("help", lang), menu(lang))])
         if name == "check":
@@ -273,6 +323,23 @@ class Dialogue:
         if name in ("human", "agent"):
             return self._human(conv, Handoff(HandoffReason.WORKER_ASKED))
         return Turn([Outgoing(t("help", lang), menu(lang))])
+
+    def _start(self, conv: Conversation, session) -> list[Outgoing]:  # type: ignore[no-untyped-def]
+        """/start: the welcome once (first contact); later the consent question alone while it is open,
+        else a welcome back — and the question a flow is asking, which /start does not throw away."""
+        if conv.consent is None:
+            said_before = session.scalar(select(func.count()).select_from(TranscriptLine).where(
+                TranscriptLine.conversation_id == conv.id, TranscriptLine.direction == "out"))
+            return [self._consent_question(conv.lang, "consent_ask" if said_before else "welcome")]
+        replies = [Outgoing(t("welcome_back", conv.lang), menu(conv.lang))]
+        if conv.flow in (CHECK, APPLY) and conv.flow_state.get("asking"):
+            replies.append(self.check.ask_again(conv))
+        return replies
+
+    def _consent_question(self, lang: str, key: str) -> Outgoing:
+        return Outgoing(t(key, lang), [[Button(t("btn_consent_yes", lang), encode(Consent(True))),
+                                        Button(t("btn_consent_no", lang), encode(Consent(False)))],
+                                       self._lang_buttons(lang)])
 
     def _ask_region(self, conv: Conversation) -> Outgoing:
         return self.check.question(self.rules.fields["region"], conv.lang)
@@ -300,6 +367,8 @@ class Dialogue:
                 return Turn([Outgoing(t("consent_yes" if given else "consent_no", lang), menu(lang))])
             case Lang(code):
                 conv.lang = code
+                if conv.consent is None:  # chosen before answering the consent question: ask it again
+                    return Turn([Outgoing(t("lang_set", code)), self._consent_question(code, "consent_ask")])
                 return Turn([Outgoing(t("lang_set", code), menu(code))])
             case FieldAnswer(name, index):
                 f = self.rules.fields.get(name)
@@ -312,6 +381,14 @@ class Dialogue:
                 else:
                     return stale
                 return Turn(self._flow_answer(conv, value))
+            case Back(name):
+                if conv.flow not in (CHECK, APPLY) or conv.flow_state.get("asking") != name:
+                    return stale
+                return Turn(self.check.back(conv))
+            case Change(name):
+                if name not in self.rules.fields:
+                    return stale
+                return Turn(self.check.change(conv, name))
             case GuideStep() as step:
                 if conv.flow != APPLY:
                     return Turn(self.guide.start(conv, self._ask_region(conv)))
@@ -324,6 +401,8 @@ class Dialogue:
                     return stale
                 reply = self._answer_reply(picked, [feedback_row(lang)])
                 reply.meta["picked"] = entry  # logged: `qiuxue eval --from-feedback` turns picks into questions
+                if conv.flow in (CHECK, APPLY) and conv.flow_state.get("asking"):  # picked in a digression
+                    reply = self._and_ask_again(conv, reply)
                 return Turn([reply])
         return stale
 
@@ -341,9 +420,10 @@ class Dialogue:
         return Turn([Outgoing(t("feedback_thanks" if up else "feedback_sorry", conv.lang),
                               [] if up else menu(conv.lang)[1:])])
 
-    def _answer(self, conv: Conversation, text: str, session) -> Turn:  # type: ignore[no-untyped-def]
+    def _answer(self, conv: Conversation, text: str, session,  # type: ignore[no-untyped-def]
+                remember_place: bool = True) -> Turn:
         named = self.gazetteer.most_specific(self.gazetteer.find(text))
-        if named and conv.consent is not False and named in self.rules.by_place:
+        if remember_place and named and conv.consent is not False and named in self.rules.by_place:
             conv.region = named  # the conversation now is about this place
         answer = self.answerer.ask(text, conv.region)
         lang = answer.lang
