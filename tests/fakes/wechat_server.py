@@ -214,15 +214,15 @@ class FakeWechat:
             base["MsgId"] = str(fields.pop("MsgId", None) or self.next_msg_id())
         return {**base, **fields}
 
-    def signed(self, url: str, message: dict[str, Any], timestamp: int | None = None,
+    def signed(self, url: str, message: dict[str, Any] | str, timestamp: int | None = None,
                signature: str | None = None) -> tuple[str, bytes]:
-        """The callback URL with WeChat's query parameters, and the body (encrypted in safe mode)."""
+        """The callback URL with WeChat's query parameters, and the body (encrypted in safe mode); a str
+        message is sent as it is (to test what the bot does with XML that is not a message)."""
         ts, nonce = str(timestamp or int(time.time())), uuid.uuid4().hex[:10]
         signer = WeChatSigner()
         signer.add_data(TOKEN, ts, nonce)
-        query = {"signature": signature or signer.signature, "timestamp": ts, "nonce": nonce,
-                 "openid": message["FromUserName"]}
-        xml = xmltodict.unparse({"xml": message}, full_document=False)
+        query = {"signature": signature or signer.signature, "timestamp": ts, "nonce": nonce}
+        xml = message if isinstance(message, str) else xmltodict.unparse({"xml": message}, full_document=False)
         if self.crypto is None:
             return f"{url}?{urlencode(query)}", xml.encode("utf-8")
         sealed = xmltodict.parse(self.crypto.encrypt_message(xml, nonce, ts))["xml"]
