@@ -98,4 +98,5 @@ def add_all(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("serve", help="run every configured channel, webhooks, /healthz and /metrics in one app")
     p.add_argument("--telegram", action="store_true", help="require the Telegram channel (token: TELEGRAM_BOT_TOKEN)")
+    p.add_argument("--wechat", action="store_true", help="fail if the WeChat credentials (WECHAT_*) are missing")
     p.set_defaults(func=lazy("bot.server:cmd_serve"))

@@ -13,10 +13,15 @@ Platform (what WeChat posts): `post_text`, `post_event`, `post_message` sign the
 `msg_signature`), wait at most 5 seconds like WeChat, and check a passive reply the way WeChat does —
 in safe mode its MsgSignature and encryption (and AppID) via WeChatCrypto — then that it is a text
 reply from the account to that worker, under 2,048 bytes. `Delivery` says what came back.
+
+Try the bot by hand (README: WeChat): `python -m tests.fakes.wechat_server --port 8090` prints the
+environment to start `qiuxue serve` with, then posts each line you type as a worker's message and
+prints the passive reply or the customer-service message that came instead.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
@@ -52,8 +57,8 @@ class Delivery:
 
 
 class FakeWechat:
-    def __init__(self, aes: bool = True) -> None:
-        self.aes_key = base64.b64encode(os.urandom(32)).decode().rstrip("=") if aes else ""
+    def __init__(self, aes: bool = True, port: int = 0, aes_key: str = "") -> None:
+        self.aes_key = (aes_key or base64.b64encode(os.urandom(32)).decode().rstrip("=")) if aes else ""
         self.crypto = WeChatCrypto(TOKEN, self.aes_key, APP_ID) if aes else None
         self.lock = threading.Lock()
         self.tokens: dict[str, float] = {}  # token → expiry (epoch seconds)
@@ -65,7 +70,7 @@ class FakeWechat:
         self.menus: list[dict[str, Any]] = []
         self._fail: list[int] = []
         self._msg_id = int(time.time() * 1000)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -272,3 +277,34 @@ class FakeWechat:
         with self.lock:
             self.passive.append((openid, content))
         return content
+
+
+def main() -> None:
+    """A worker typing to `qiuxue serve` through this fake WeChat (safe mode)."""
+    parser = argparse.ArgumentParser(description="fake WeChat for a local try-out of `qiuxue serve`")
+    parser.add_argument("--port", type=int, default=8090, help="the fake API's port")
+    parser.add_argument("--callback", default="http://127.0.0.1:8080/wechat", help="the bot's callback URL")
+    parser.add_argument("--user", default="o-local-tester", help="the worker's openid")
+    args = parser.parse_args()
+    with FakeWechat(aes=True, port=args.port) as fake:
+        env = {**fake.secrets, "QIUXUE__WECHAT__API_BASE_URL": fake.base_url}
+        print("Start the bot in another terminal with:\n  " + " ".join(f"{k}={v}" for k, v in env.items())
+              + " qiuxue serve\nThen type messages here (Ctrl-D ends).", flush=True)
+        input("Press Enter once it is up (the worker then follows the account).")
+        print(fake.post_event(args.callback, args.user, "subscribe").reply or "(no passive reply)")
+        while True:
+            before = len(fake.sent_to(args.user))
+            try:
+                line = input("> ")
+            except EOFError:
+                return
+            got = fake.post_text(args.callback, args.user, line) if line.strip() else None
+            if got is not None and got.reply is not None:
+                print(f"[passive reply, {got.seconds * 1000:.0f} ms]\n{got.reply}")
+            time.sleep(0.5)
+            for text in fake.sent_to(args.user)[before:]:
+                print(f"[客服消息]\n{text}")
+
+
+if __name__ == "__main__":
+    main()
