@@ -239,6 +239,9 @@ def test_bad_callbacks_get_4xx_and_store_nothing(kb_cfg, wx, tmp_path) -> None: 
             stale, stale_body = wx.signed(url, msg, timestamp=int(time.time()) - 3600)
             bad_xml, bad_xml_body = wx.signed(url, "<xml><MsgType>text</MsgType><FromUserName>")
             not_message, not_message_body = wx.signed(url, "<html><body>hi</body></html>")
+            bomb, bomb_body = wx.signed(url, '<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+                                             f"<xml><FromUserName>{user}</FromUserName><MsgType>text</MsgType>"
+                                             "<Content>&b;</Content><MsgId>7</MsgId></xml>")
             cases = {
                 "forged signature": (forged, body),
                 "no signature": (url, body),
@@ -247,6 +250,7 @@ def test_bad_callbacks_get_4xx_and_store_nothing(kb_cfg, wx, tmp_path) -> None: 
                 "malformed encrypted body": (signed, b"<xml><Encrypt>not base64 at all"),
                 "malformed XML inside": (bad_xml, bad_xml_body),
                 "not a WeChat message": (not_message, not_message_body),
+                "XML entities": (bomb, bomb_body),
                 "plaintext in safe mode": (signed.replace("encrypt_type=aes", "encrypt_type=raw"),
                                            f"<xml><FromUserName>{user}</FromUserName><MsgType>text</MsgType>"
                                            "<Content>hi</Content><MsgId>1</MsgId></xml>".encode()),
@@ -448,3 +452,29 @@ def test_serve_skips_wechat_without_credentials_and_logs_no_secrets(kb_cfg, monk
     line = redact_log_text("GET http://x/cgi-bin/token?grant_type=client_credential&appid=wx1&secret=s3cr3t-value-123 "
                            "POST /cgi-bin/message/custom/send?access_token=ACCESS_abc&x=1")
     assert "s3cr3t" not in line and "ACCESS_abc" not in line and "x=1" in line
+
+
+def test_the_channel_reads_its_credentials_from_the_environment(kb_cfg, wx, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    for name, value in wx.secrets.items():
+        monkeypatch.setenv(name, value)
+    hub = Hub(Dialogue(kb_cfg))
+    made = load_channels(kb_cfg, hub, ["wechat"], {"wechat"})
+    assert [c.name for c in made] == ["wechat"] and made[0].crypto is not None  # safe mode: the AES key is set
+    caps = hub.dialogue.capabilities["wechat"]
+    assert not caps.buttons and caps.push_window == timedelta(hours=48)
+    monkeypatch.delenv("WECHAT_AES_KEY")
+    assert wechat.create(kb_cfg, Hub(hub.dialogue))[0].crypto is None  # plaintext mode
+
+
+def test_wechat_menu_apply_sets_the_three_entries(kb_cfg, wx, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from bot.cli import main
+
+    for name, value in wx.secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("QIUXUE__DATA_DIR", str(kb_cfg.data_path))
+    monkeypatch.setenv("QIUXUE__WECHAT__API_BASE_URL", wx.base_url)
+    assert main(["wechat", "menu"]) == 0 and wx.menus == []  # printed only
+    assert main(["wechat", "menu", "--apply"]) == 0
+    buttons = wx.menus[0]["button"]
+    assert [(b["name"], b["key"]) for b in buttons] == [("我能申请吗", "check"), ("怎么申请", "apply"), ("转人工", "human")]
+    assert all(to_incoming(_parsed(MsgType="event", Event="CLICK", EventKey=b["key"])) for b in buttons)
