@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes.wechat_server import FakeWechat  # noqa: E402
-from report import report  # noqa: E402
+from report import report, timed_threads  # noqa: E402
 from serving import free_port, running_hub  # noqa: E402
 
 from bot.channels import wechat  # noqa: E402
@@ -71,13 +71,7 @@ def simulate(fake: FakeWechat, url: str, n_messages: int, concurrency: int, ques
                 else:
                     missing.append(f"{user} #{n} (HTTP {got.status})")
 
-    threads = [threading.Thread(target=phone, args=(k,)) for k in range(concurrency)]
-    started = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    elapsed = time.perf_counter() - started
+    elapsed = timed_threads(phone, concurrency)
     time.sleep(1.0)  # a second answer to any message would arrive by now
     doubles = sum(max(0, len(fake.passive_to(u)) + len(fake.sent_to(u)) - per_phone[k]) for k, u in enumerate(users))
     answered = len(passive) + len(via_api)
