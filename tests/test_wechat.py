@@ -30,6 +30,7 @@ from bot.core.inbox import InboxItem
 from bot.core.messages import UNSUPPORTED
 from bot.core.outbox import Claimed, Outbox, OutboxItem, OutboxStatus
 from bot.core.redact import redact_log_text
+from bot.core.retention import forget
 from bot.core.store import Conversation, TranscriptLine
 from bot.helpdesk.store import EventKind, Ticket, TicketEvent
 from bot.server import load_channels
@@ -348,6 +349,7 @@ def test_45015_is_recorded_on_the_outbox_row_and_the_agent_told(kb_cfg, wx, tmp_
                                                                     TicketEvent.kind == EventKind.UNDELIVERED))]
     assert told and "45015" in told[0]
     assert wx.sent_to(user) == []
+    forget(open_database(cfg), "wechat", user)  # no open ticket left in the shared database for later tests
 
 
 def _rows(cfg: Config, user: str, status: OutboxStatus) -> list[OutboxItem]:
@@ -374,6 +376,7 @@ def test_a_full_handoff_from_wechat_to_the_telegram_staff_and_back(kb_cfg, wx, f
 
     asyncio.run(scenario())
     assert len([m for m in wx.sent_to(user) if "小李" in m]) == 1
+    forget(open_database(cfg), "wechat", user)  # no open ticket left in the shared database for later tests
 
 
 def test_an_eligibility_check_by_numbers_survives_a_restart(kb_cfg, wx, tmp_path) -> None:  # type: ignore[no-untyped-def]
