@@ -104,6 +104,13 @@ def add_all(sub: argparse._SubParsersAction) -> None:
     ua.add_argument("--password-stdin", action="store_true", help="read the password from stdin (no prompt)")
     ua.set_defaults(func=lazy("bot.accounts:cmd_users"))
 
+    wx = sub.add_parser("wechat", help="WeChat Official Account tools")
+    wx_sub = wx.add_subparsers(dest="wechat_command", required=True)
+    mn = wx_sub.add_parser("menu", help="print the account's menu (我能申请吗 / 怎么申请 / 转人工); --apply sets it")
+    mn.add_argument("--apply", action="store_true", help="set it through the WeChat API (WECHAT_APP_ID/SECRET)")
+    mn.set_defaults(func=lazy("bot.channels.wechat_menu:cmd_menu"))
+
     p = sub.add_parser("serve", help="run every configured channel, webhooks, /healthz and /metrics in one app")
     p.add_argument("--telegram", action="store_true", help="require the Telegram channel (token: TELEGRAM_BOT_TOKEN)")
+    p.add_argument("--wechat", action="store_true", help="fail if the WeChat credentials (WECHAT_*) are missing")
     p.set_defaults(func=lazy("bot.server:cmd_serve"))

@@ -87,5 +87,6 @@ def serve(cfg: Settings, names: list[str], required: set[str]) -> int:
 
 
 def cmd_serve(cfg: Settings, args: argparse.Namespace) -> int:
-    names = list(dict.fromkeys([*cfg.server.channels, *(["telegram"] if args.telegram else [])]))
-    return serve(cfg, names, {"telegram"} if args.telegram else set())
+    required = {name for name in ("telegram", "wechat") if getattr(args, name, False)}
+    names = list(dict.fromkeys([*cfg.server.channels, *sorted(required)]))
+    return serve(cfg, names, required)

@@ -134,6 +134,15 @@ class Telegram(Section):
     poll_timeout_seconds: float = 20
 
 
+class Wechat(Section):
+    enabled: bool = True                          # false: `qiuxue serve` leaves WeChat out even if listed
+    path: str = "/wechat"                         # the callback URL's path on server.host:server.port
+    api_base_url: str = "https://api.weixin.qq.com"  # the official API; a fake server's URL in tests
+    reply_budget_seconds: float = Field(4, gt=0, lt=5)  # answer in the callback if ready this soon, else API
+    max_age_seconds: float = Field(300, gt=0)     # a callback whose timestamp is older (or newer) is refused
+    timeout_seconds: float = Field(10, gt=0)      # API calls (token, customer-service messages)
+
+
 class Privacy(Section):
     retention_days: float = Field(180, gt=0)  # `qiuxue purge` deletes transcripts and closed tickets older than this
 
@@ -141,7 +150,7 @@ class Privacy(Section):
 class Server(Section):
     host: str = "127.0.0.1"
     port: int = 8080
-    channels: list[str] = ["telegram"]
+    channels: list[str] = ["telegram", "wechat", "web"]
 
 
 class Console(Section):
@@ -198,6 +207,7 @@ class Settings(BaseSettings):
     chat: Chat = Chat()
     helpdesk: Helpdesk = Helpdesk()
     telegram: Telegram = Telegram()
+    wechat: Wechat = Wechat()
     privacy: Privacy = Privacy()
     server: Server = Server()
     delivery: Delivery = Delivery()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import uvicorn
 
@@ -26,11 +26,14 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def running_hub(cfg: Settings, *extra: object, with_telegram: bool = True,
-                      serve_http: bool = False) -> AsyncIterator[Hub]:
-    """The hub with the Telegram channel (against cfg.telegram.base_url) and any extra channels, running."""
+                      serve_http: bool = False, build: Callable[[Hub], object] | None = None) -> AsyncIterator[Hub]:
+    """The hub with the Telegram channel (against cfg.telegram.base_url) and any extra channels, running;
+    `build(hub)` may add channels made from the hub (a channel module's `create`)."""
     hub = Hub(Dialogue(cfg))
     if with_telegram:
         telegram.create(cfg, hub, TOKEN)
+    if build is not None:
+        build(hub)
     for channel in extra:
         hub.register(channel)  # type: ignore[arg-type]
     if not serve_http:

@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 import bot.accounts  # noqa: F401  (each import registers its tables on Base)
+import bot.channels.wechat_token  # noqa: F401
 import bot.core.inbox  # noqa: F401
 import bot.core.outbox  # noqa: F401
 import bot.core.store  # noqa: F401

@@ -14,7 +14,9 @@ A channel does three things and nothing else:
    retry may work; the core records either and carries on with other messages.
 3. **Says what it cannot do**: `capabilities` — no buttons (the core then shows numbered options
    and maps a typed digit back to the choice), a push window that closes (the core refuses pushes
-   outside it with a clear reason instead of calling the platform), photos it cannot copy.
+   outside it with a clear reason instead of calling the platform), photos it cannot copy, and a
+   `reply_hold` when the platform's own request can carry the answer (WeChat's passive reply): the
+   turn's replies then wait that long in the outbox for the channel to take (`Outbox.take_passive`).
 
 Ordering, retries with backoff, the helpdesk relay and exactly-once handling live in the core
 (`bot/core/hub.py`), never here; so does the numbering of options (`bot/core/choices.py`). A channel module exposes `create(cfg, hub) -> Channel`; list its

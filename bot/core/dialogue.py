@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
@@ -63,11 +64,13 @@ from bot.helpdesk.store import WAITING, Handoff, HandoffReason, Ticket
 from bot.i18n import t
 from bot.regions import Gazetteer
 from bot.text import detect_language
+from common.clock import aware
 from common.db import open_database
 from common.settings import Config
 from common.yamlio import read_yaml
 
 log = logging.getLogger(__name__)
+MEDIA_NAMED = ("sticker", "photo", "voice", "file", "video", "location", "link")  # each has a media_… string
 COMMAND = re.compile(r"^/([a-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.IGNORECASE | re.DOTALL)
 
 
@@ -127,7 +130,7 @@ class Dialogue:
                     if inbox_id is not None and (item is None or item.status != InboxStatus.PENDING):
                         return Turn([], duplicate=True)
                     turn = self._turn(session, conv, msg, caps)
-                    self._settle(session, item, turn, msg, via_outbox)
+                    self._settle(session, item, turn, msg, via_outbox, caps.reply_hold)
                     return turn
             except RETRYABLE:
                 log.info("conversation %s/%s changed underneath us; retry %d", msg.channel, msg.user_id, attempt)
@@ -186,13 +189,17 @@ class Dialogue:
         return turn
 
     def _settle(self, session, item: InboxItem | None, turn: Turn, msg: Incoming,  # type: ignore[no-untyped-def]
-                via_outbox: bool) -> None:
-        """In the turn's transaction: the inbox row handled, and (for hub channels) the replies in the outbox."""
+                via_outbox: bool, hold: timedelta | None = None) -> None:
+        """In the turn's transaction: the inbox row handled, and (for hub channels) the replies in the outbox,
+        linked to the inbox row; with `hold`, kept back until that long after the message arrived so the
+        channel may answer in the platform's own request (see `Outbox.take_passive`)."""
         if item is not None:
             Inbox.finish(item)
         if via_outbox:
+            not_before = aware(item.created_at) + hold if item is not None and hold else None
             for reply in turn.replies:
-                self.outbox.add(session, msg.channel, msg.user_id, to_payload(reply))
+                self.outbox.add(session, msg.channel, msg.user_id, to_payload(reply),
+                                inbox_id=item.id if item is not None else None, not_before=not_before)
 
     # -- the helpdesk ---------------------------------------------------------------------------
     def _hand_over(self, session, conv: Conversation, turn: Turn) -> Turn:  # type: ignore[no-untyped-def]
@@ -228,7 +235,7 @@ class Dialogue:
     # -- routing ------------------------------------------------------------------------------
     def _route(self, conv: Conversation, msg: Incoming, session) -> Turn:  # type: ignore[no-untyped-def]
         if msg.kind == UNSUPPORTED:
-            media = t(f"media_{msg.media}" if msg.media in ("sticker", "photo", "voice", "file", "video")
+            media = t(f"media_{msg.media}" if msg.media in MEDIA_NAMED
                       else "media_other", conv.lang)
             return Turn([Outgoing(t("unsupported", conv.lang, media=media))])
         if msg.kind == EDITED:

@@ -11,6 +11,9 @@
   when the platform confirmed it; permanent refusals are recorded (and the agent told, for a relayed
   message), transient ones retried with backoff; nothing one row does can stop the others.
 - The helpdesk's re-announcements of unclaimed tickets run here too.
+- `handled(...)` lets a channel whose platform waits for the answer in its own request (WeChat's
+  passive reply) wait, up to a deadline, for a message to be handled — by this process (woken at
+  once) or another sharing the database (polled).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class Hub:
         self._outbox_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._slots = asyncio.Semaphore(self.cfg.delivery.workers)
+        self._handled: dict[int, asyncio.Event] = {}  # inbox ids a channel waits for (`handled`)
 
     # -- channels ----------------------------------------------------------------------------------
     def register(self, channel: Channel) -> None:
@@ -91,6 +95,25 @@ class Hub:
             metrics.MESSAGES_IN.labels(channel).inc()
             self._inbox_wake.set()
         return fresh
+
+    async def handled(self, channel: str, external_id: str, deadline: float) -> int | None:
+        """Wait until the monotonic `deadline` for a stored message to be handled, here or by another process;
+        its inbox id, or None if it was not handled in time."""
+        item_id = await asyncio.to_thread(self.inbox.find, channel, external_id)
+        if item_id is None:
+            return None
+        event = self._handled.setdefault(item_id, asyncio.Event())
+        try:
+            while not await asyncio.to_thread(self.inbox.finished, item_id):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(remaining, self.cfg.delivery.poll_seconds))
+                event.clear()
+            return item_id
+        finally:
+            self._handled.pop(item_id, None)
 
     # -- running --------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -177,6 +200,8 @@ class Hub:
         except Exception as exc:  # one bad message never blocks the ones after it
             log.exception("message %s (%s) could not be handled", item.id, item.channel)
             await asyncio.to_thread(self._failed, item, f"{type(exc).__name__}: {exc}")
+        if (waiting := self._handled.get(item.id)) is not None:
+            waiting.set()
         self._outbox_wake.set()
 
     def _done(self, item_id: int) -> None:

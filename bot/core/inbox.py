@@ -62,6 +62,18 @@ class Inbox:
         except IntegrityError:
             return False
 
+    def find(self, channel: str, external_id: str) -> int | None:
+        """The id of the row stored for this platform id, if any."""
+        with self.sessions() as s:
+            return s.scalar(select(InboxItem.id).where(InboxItem.channel == channel,
+                                                       InboxItem.external_id == str(external_id)[:128]))
+
+    def finished(self, item_id: int) -> bool:
+        """Handled (or failed, or deleted by /reset): nothing more will come of it."""
+        with self.sessions() as s:
+            status = s.scalar(select(InboxItem.status).where(InboxItem.id == item_id))
+            return status != InboxStatus.PENDING
+
     def pending_keys(self, limit: int = 100) -> list[str]:
         """Keys with waiting messages, the longest-waiting first."""
         with self.sessions() as s:

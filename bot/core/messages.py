@@ -45,6 +45,9 @@ class Capabilities:
     push_window: timedelta | None = None  # a worker can be messaged only this long after they last wrote
     copies_media: bool = False            # can re-send a platform message (an agent's photo) as is
     max_text: int = 4096                  # longest text of one platform message
+    # the platform's request can carry the answer if it is ready this soon (WeChat's passive reply): the
+    # turn's replies wait this long in the outbox for the channel to take them (`Outbox.take_passive`)
+    reply_hold: timedelta | None = None
 
 
 def incoming_to_dict(msg: Incoming) -> dict[str, object]:

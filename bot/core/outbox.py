@@ -8,6 +8,12 @@ typically tens of milliseconds). A permanent refusal (blocked bot, deleted topic
 cannot do this, a closed reply window) is `failed` with the reason, at once; a transient one
 (network, 429) is retried with exponential backoff. One address's rows go out in order; a failed
 row never holds up another address, nor later rows of its own.
+
+Passive replies (a channel whose platform request can carry the answer, like WeChat's): the turn's
+rows are linked to their inbox row and held (`not_before`) for the channel's reply budget. The
+channel's request handler takes them with `take_passive` — one compare-and-set from `pending` to
+`sent` while the hold lasts — and the delivery loop can only claim them once the hold is over, so
+each row goes out exactly once: in the HTTP response, or through the platform's API, never both.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class OutboxStatus(StrEnum):
 
 
 FINAL = (OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.UNCERTAIN)
+PASSIVE = "passive"  # platform_ref of a part answered in the platform's own request
 
 
 class OutboxKind(StrEnum):
@@ -53,6 +60,7 @@ class OutboxItem(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # text, buttons, link, …
     ticket_event_id: Mapped[int | None] = mapped_column(ForeignKey("ticket_events.id", ondelete="SET NULL"),
                                                         nullable=True, index=True)
+    inbox_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)  # the message it answers
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -60,6 +68,10 @@ class OutboxItem(Base):
     platform_ref: Mapped[str] = mapped_column(String(200), default="")  # the platform's message id(s)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class _Lost(Exception):
+    """A passive take found a row no longer held (rolls the take back)."""
 
 
 @dataclass(frozen=True)
@@ -80,12 +92,53 @@ class Outbox:
 
     @staticmethod
     def add(session: Session, channel: str, address: str, payload: dict[str, Any],
-            kind: OutboxKind = OutboxKind.REPLY, ticket_event_id: int | None = None) -> OutboxItem:
+            kind: OutboxKind = OutboxKind.REPLY, ticket_event_id: int | None = None,
+            inbox_id: int | None = None, not_before: datetime | None = None) -> OutboxItem:
         item = OutboxItem(channel=channel, address=str(address), kind=kind, payload=payload,
-                          ticket_event_id=ticket_event_id)
+                          ticket_event_id=ticket_event_id, inbox_id=inbox_id, not_before=not_before or utcnow())
         session.add(item)
         session.flush()
         return item
+
+    def held(self, inbox_id: int) -> list[Claimed]:
+        """The replies to one inbox row that still wait for a passive answer (pending, hold not over), in order."""
+        with self.sessions() as s:
+            rows = s.scalars(select(OutboxItem).where(OutboxItem.inbox_id == inbox_id,
+                                                      OutboxItem.status == OutboxStatus.PENDING,
+                                                      OutboxItem.platform_ref == "",
+                                                      OutboxItem.not_before > utcnow())
+                             .order_by(OutboxItem.id))
+            return [Claimed(r.id, r.channel, r.address, r.kind, dict(r.payload), r.ticket_event_id, r.attempts)
+                    for r in rows]
+
+    def take_passive(self, inbox_id: int, whole: list[int], first_part_of: int | None = None) -> bool:
+        """Take held rows for the platform's response, all or nothing: `whole` become `sent` (ref "passive");
+        `first_part_of` had only its first part answered — it is released with that part recorded, and the
+        delivery loop sends the rest. Every other held reply to the message is released at once.
+        False when the hold was over or the delivery loop had any of them (then nothing changed)."""
+        now = utcnow()
+        held = (OutboxItem.status == OutboxStatus.PENDING, OutboxItem.platform_ref == "", OutboxItem.not_before > now)
+        try:
+            with self.sessions.begin() as s:
+                if whole and s.execute(update(OutboxItem).where(OutboxItem.id.in_(whole), *held)
+                                       .values(status=OutboxStatus.SENT, platform_ref=PASSIVE, sent_at=now)
+                                       ).rowcount != len(whole):
+                    raise _Lost
+                if first_part_of is not None and s.execute(update(OutboxItem).where(
+                        OutboxItem.id == first_part_of, *held).values(platform_ref=PASSIVE, not_before=now)
+                                                           ).rowcount != 1:
+                    raise _Lost
+                s.execute(update(OutboxItem).where(OutboxItem.inbox_id == inbox_id, *held).values(not_before=now))
+        except _Lost:  # the transaction rolled back: nothing was taken
+            return False
+        return True
+
+    def release(self, inbox_id: int) -> None:
+        """No passive answer after all: the message's held replies go to the delivery loop now."""
+        with self.sessions.begin() as s:
+            s.execute(update(OutboxItem).where(OutboxItem.inbox_id == inbox_id,
+                                               OutboxItem.status == OutboxStatus.PENDING,
+                                               OutboxItem.not_before > utcnow()).values(not_before=utcnow()))
 
     def claim(self, channels: set[str], limit: int = 50) -> list[Claimed]:
         """Rows this process may send now: per address the oldest unfinished one, if it is due.

@@ -12,7 +12,8 @@ number followed by a year is still caught. Other numbers (amounts, years, months
 Logs: `install_log_redaction` masks every record as it is created (message and arguments, any
 logger, any level, whichever handler prints it) and every handler's output (tracebacks), and
 replaces Telegram bot tokens (`bot<id>:<secret>` in request URLs, and the value of
-TELEGRAM_BOT_TOKEN wherever it appears) with `<token>`.
+TELEGRAM_BOT_TOKEN wherever it appears) with `<token>`; so are the WeChat secrets (WECHAT_APP_SECRET,
+WECHAT_TOKEN, WECHAT_AES_KEY) and any `access_token=` / `secret=` query value (WeChat API URLs).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ MOBILE = re.compile(r"^(86)?(1[3-9][0-9])[0-9]{4}([0-9]{4})$")
 CARD_FIRST_DIGITS = "34569"  # card networks: 3 JCB/Amex, 4 Visa, 5 Mastercard, 6 UnionPay, 9 domestic
 TOKEN_IN_URL = re.compile(r"bot[0-9]{5,}:[A-Za-z0-9_-]{20,}")
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
+SECRET_ENVS = (TOKEN_ENV, "WECHAT_APP_SECRET", "WECHAT_TOKEN", "WECHAT_AES_KEY")
+SECRET_IN_QUERY = re.compile(r"((?:access_token|secret)=)[^&\s\"'<>]+")
 TOKEN_MASK = "<token>"
 
 
@@ -84,10 +87,12 @@ def contains_pii(text: str) -> bool:
 
 
 def redact_secrets(text: str) -> str:
-    """Telegram bot tokens (in URLs and the configured value) replaced by `<token>`."""
-    token = os.environ.get(TOKEN_ENV, "")
-    if len(token) >= 8 and token in text:
-        text = text.replace(token, TOKEN_MASK)
+    """Bot tokens, WeChat keys (their configured values) and API tokens in URLs replaced by `<token>`."""
+    for name in SECRET_ENVS:
+        token = os.environ.get(name, "")
+        if len(token) >= 8 and token in text:
+            text = text.replace(token, TOKEN_MASK)
+    text = SECRET_IN_QUERY.sub(lambda m: m.group(1) + TOKEN_MASK, text)
     return TOKEN_IN_URL.sub("bot" + TOKEN_MASK, text)
 
 

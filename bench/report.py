@@ -1,0 +1,34 @@
+"""Benchmark helpers: simulated phones as threads, timed; a Markdown table on stdout (for README) and the raw
+results in bench/out/<name>.json."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def report(name: str, columns: dict[str, Callable[[dict[str, Any]], object]], results: list[dict[str, Any]]) -> None:
+    """Print one table row per result (`columns`: header → cell) and save the results as JSON."""
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for r in results:
+        print("| " + " | ".join(str(cell(r)) for cell in columns.values()) + " |")
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def timed_threads(target: Callable[[int], None], count: int) -> float:
+    """Run `target(0) … target(count - 1)` in threads at once; seconds until all finished."""
+    threads = [threading.Thread(target=target, args=(k,)) for k in range(count)]
+    started = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.perf_counter() - started
