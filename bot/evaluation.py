@@ -21,7 +21,7 @@ import yaml
 
 from bot.answering import Answerer, Retrieval, Thresholds, decide
 from bot.decision import DecisionModel
-from bot.decision_training import cross_validate, rows_of, train
+from bot.decision_training import choose_c, cross_validate, rows_of, train
 from common.settings import Config
 from ingest.embedders import make_embedder
 from ingest.refresh import refresh
@@ -188,16 +188,18 @@ def learned_decision(cfg: Config, outcomes: list[Outcome], base: Thresholds, ret
     (with its CV report); otherwise the shipped model is used for the in-sample and frozen rows.
     """
     rows = rows_of(outcomes)
-    folds = [score_pairs([(outcomes[i], base, model) for i in test]) for test, model in cross_validate(rows)]
-    mean = {k: float(np.mean([f[k] for f in folds])) for k in folds[0]}
-    spread = {k: float(np.std([f[k] for f in folds])) for k in ("answered", "wrong_answerable", "no_answer_recall")}
     path = cfg.path(cfg.retrieval.decision_model or "models/decision.json")
     model = DecisionModel.load(path)
+    retrain = retrain or model is None
+    c, c_table = choose_c(rows) if retrain else (float(model.report.get("c", 1.0)), {})  # type: ignore[union-attr]
+    folds = [score_pairs([(outcomes[i], base, m) for i in test]) for test, m in cross_validate(rows, c)]
+    mean = {k: float(np.mean([f[k] for f in folds])) for k in folds[0]}
+    spread = {k: float(np.std([f[k] for f in folds])) for k in ("answered", "wrong_answerable", "no_answer_recall")}
     if retrain or model is None:
-        model = train(rows)
-        model.report = {"trained_on": str(DEFAULT_SET), "questions": len(outcomes), "folds": len(folds),
+        model = train(rows, c)
+        model.report = {"trained_on": str(DEFAULT_SET), "questions": len(outcomes), "folds": len(folds), "c": c,
                         "cv_mean": {k: round(v, 4) for k, v in mean.items() if not k.endswith("_ms")},
-                        "cv_std": {k: round(v, 4) for k, v in spread.items()}}
+                        "cv_std": {k: round(v, 4) for k, v in spread.items()}, "cv_by_c": c_table}
         model.save(path)
     return {"mean": mean, "std": spread, "folds": len(folds), "model": model}
 
