@@ -4,7 +4,9 @@ Reports hit@1, hit@3, MRR (answerable questions), answer precision, wrong-answer
 precision/recall and latency p50/p95 after warm-up, for BM25 only, dense only (each embedding
 backend) and hybrid. `--calibrate` grid-searches the answer thresholds on the set (the shipped
 values in config.yaml come from it); the "2-fold CV" row shows them chosen on one half of the set
-and scored on the other, the honest estimate for unseen questions.
+and scored on the other, the honest estimate for unseen questions. The learned decision's rows are
+means over 5-fold × 3 cross-validation; `asked_place` counts refusals where the bot asks for the
+worker's place instead (`bot/place_question.py`): neither an answer nor a wrong answer.
 """
 
 from __future__ import annotations
