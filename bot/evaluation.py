@@ -310,8 +310,8 @@ def format_table(result: dict) -> str:
         lines += ["\nFROZEN test split (tests/eval/frozen.yaml, never used for tuning):", *_table(result["frozen"])]
     for key, title in (("confusion", "development set"), ("frozen_confusion", "frozen split")):
         if result.get(key):
-            lines += [f"\nConfusion, {title} (learned decision): answerable questions answered wrongly or refused, "
-                      "and no_answer questions answered", *result[key]]
+            lines += [f"\nConfusion, {title} (learned decision): answerable questions answered wrongly, refused "
+                      "or asked for their place, and no_answer questions answered or asked", *result[key]]
     return "\n".join(lines)
 
 
