@@ -82,7 +82,7 @@ def test_forged_and_stale_place_presses_are_refused(kb_cfg) -> None:  # type: ig
     assert decode(encode(Place(OTHER_PLACE))) == Place(OTHER_PLACE)
 
 
-def test_english_and_a_known_place_or_nonsense_do_not_ask_wrongly(kb_cfg) -> None:  # type: ignore[no-untyped-def]
+def test_a_known_place_or_nonsense_is_never_asked_for_a_place(kb_cfg) -> None:  # type: ignore[no-untyped-def]
     w = chat(kb_cfg)
     w.say("/region")
     w.say("杭州")
