@@ -22,7 +22,7 @@ def places_to_offer(answerer: Answerer, r: Retrieval, most: int = 6) -> list[str
         return []
     snap = r.snap
     regions = {str(c.meta.get("region") or NATIONAL) for c in snap.chunks}
-    qvec = snap.embedder.embed_queries([r.question.strip()])[0] if r.mode != "bm25" else None
+    qvec = r.query_vec  # the question's embedding, computed once
     rc = answerer.cfg.retrieval
     hits = search(snap, r.tokens, qvec, regions, rc.top_k, r.mode, rc.rrf_k, None, 0.0,
                   (float(rc.weights.bm25), rc.weights.dense, rc.weights.faq))
@@ -33,7 +33,7 @@ def places_to_offer(answerer: Answerer, r: Retrieval, most: int = 6) -> list[str
                                 and not h.chunk.meta.get("gap") and str(h.chunk.meta.get("region")) in snap.covered))
     if not places:
         return []
-    there = answerer.retrieve(r.question, places[0], r.mode)
+    there = answerer.retrieve(r.question, places[0], r.mode, qvec)
     chosen = decide(there, answerer.thresholds, answerer.decision)
     if chosen is None or str(chosen.meta.get("region") or NATIONAL) == NATIONAL or chosen.meta.get("gap"):
         return []
