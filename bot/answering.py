@@ -101,6 +101,7 @@ class Retrieval:
     coverage: float = 0.0
     refusal: tuple[str, dict[str, object]] | None = None  # a reply that needs no retrieval
     mode: str = "hybrid"
+    query_vec: Any = None  # the question's embedding (reused when asking for the place)
 
     @property
     def signals(self) -> dict[str, float]:
@@ -199,7 +200,8 @@ class Answerer:
         answer.latency_ms = (time.perf_counter() - start) * 1000
         return answer
 
-    def retrieve(self, question: str, context_region: str | None = None, mode: str = "hybrid") -> Retrieval:
+    def retrieve(self, question: str, context_region: str | None = None, mode: str = "hybrid",
+                 query_vec: Any = None) -> Retrieval:
         """Everything the decision needs: places, FAQ match, ranked passages, vocabulary coverage."""
         text = question.strip()
         lang = detect_language(text)
@@ -217,14 +219,14 @@ class Answerer:
             return Retrieval(question, lang, snap, places,
                              refusal=("not_covered", {"place": "、".join(places.uncovered)}))
         tokens = self.tokenizer.tokens(text)
-        qvec = snap.embedder.embed_queries([text])[0] if mode != "bm25" else None
+        qvec = query_vec if query_vec is not None or mode == "bm25" else snap.embedder.embed_queries([text])[0]
         own = snap.covered.get(places.region, set()) if places.region else set()
         rc = self.cfg.retrieval
         weights = (float(rc.weights.bm25), rc.weights.dense, rc.weights.faq)
         hits = search(snap, tokens, qvec, places.allowed, rc.top_k, mode, rc.rrf_k, own,
                       rc.place_boost, weights)
         coverage = sum(tok in snap.vocabulary for tok in tokens) / len(tokens) if tokens else 0.0
-        return Retrieval(question, lang, snap, places, tokens, hits, coverage, mode=mode)
+        return Retrieval(question, lang, snap, places, tokens, hits, coverage, mode=mode, query_vec=qvec)
 
     def respond(self, r: Retrieval, th: Thresholds | None = None) -> Answer:
         """The answer for a retrieval under thresholds `th` (default: the configured ones)."""

@@ -1,7 +1,10 @@
 """The learned answer decision: how likely is retrieval's top-1 to be a right answer?
 
 A small logistic regression over signals retrieval already computes (FAQ phrasing similarity,
-dense and BM25 scores, fused margins, coverage, place match, agreement of the top candidates).
+dense and BM25 scores, fused margins, coverage, place match, agreement of the top candidates) and
+one lexical second opinion: how many of the question's character pairs the top FAQ entry's own
+wordings share (an embedding finds 「广东补多少」 and 「广东要交什么材料」 equally close; the
+characters do not).
 `qiuxue eval --calibrate` trains it on tests/eval/questions.yaml with cross-validation, picks the
 probability threshold for the wrong-answer target and writes it as JSON (coefficients, feature
 scaling, threshold, CV report): no pickle, and scikit-learn is needed only to train it.
@@ -26,7 +29,21 @@ if TYPE_CHECKING:
 FEATURES = (
     "top_faq", "top_dense", "top_bm25", "coverage", "log_margin", "log_lead", "is_faq", "faq_gap",
     "dense_best", "bm25_best", "place_known", "own_place", "national", "agree", "log_tokens", "english",
+    "wording_overlap",
 )
+
+
+def bigrams(text: str) -> set[str]:
+    """Lower-cased character pairs of `text` without spaces (the text itself if shorter)."""
+    s = "".join(text.lower().split())
+    return {s[i:i + 2] for i in range(len(s) - 1)} or {s}
+
+
+def wording_overlap(question: str, meta: dict[str, Any]) -> float:
+    """Best Jaccard overlap of the question's character pairs with a FAQ entry's question or phrasings."""
+    mine = bigrams(question)
+    wordings = [meta.get("question"), meta.get("question_en"), *meta.get("phrasings", [])]
+    return max((len(mine & b) / len(mine | b) for w in wordings if w for b in [bigrams(str(w))]), default=0.0)
 
 
 def features(r: Retrieval) -> list[float]:
@@ -61,6 +78,7 @@ def features(r: Retrieval) -> list[float]:
         float(agree),
         math.log1p(len(r.tokens)),
         float(r.lang == "en"),
+        wording_overlap(r.question, meta) if is_faq else 0.0,
     ]
 
 

@@ -4,7 +4,9 @@ Reports hit@1, hit@3, MRR (answerable questions), answer precision, wrong-answer
 precision/recall and latency p50/p95 after warm-up, for BM25 only, dense only (each embedding
 backend) and hybrid. `--calibrate` grid-searches the answer thresholds on the set (the shipped
 values in config.yaml come from it); the "2-fold CV" row shows them chosen on one half of the set
-and scored on the other, the honest estimate for unseen questions.
+and scored on the other, the honest estimate for unseen questions. The learned decision's rows are
+means over 5-fold × 3 cross-validation; `asked_place` counts refusals where the bot asks for the
+worker's place instead (`bot/place_question.py`): neither an answer nor a wrong answer.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import argparse
 import itertools
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from bot.answering import Answerer, Retrieval, Thresholds, decide
 from bot.decision import DecisionModel
-from bot.decision_training import cross_validate, rows_of, train
+from bot.decision_training import choose_c, cross_validate, rows_of, train
+from bot.place_question import places_to_offer
 from common.settings import Config
 from common.yamlio import read_yaml
 from ingest.embedders import make_embedder
@@ -49,6 +52,7 @@ class Outcome:
     item: EvalItem
     retrieval: Retrieval
     latency_ms: float
+    places_offered: list[str] = field(default_factory=list)  # a refusal here asks "你在哪个省/市？" with these
 
 
 def load_items(path: Path) -> list[EvalItem]:
@@ -91,13 +95,16 @@ def score_pairs(pairs: list[tuple[Outcome, Thresholds, DecisionModel | None]]) -
     for o in answerable:
         ranked = o.retrieval.ranked
         ranks.append(next((i + 1 for i, d in enumerate(ranked) if d in o.item.expect), 0))
-    answered = correct = wrong = wrong_answerable = suggested = 0
+    answered = correct = wrong = wrong_answerable = suggested = asked = asked_no = 0
     tp = pred_no = 0
     for o, th, model in pairs:
         source = _top_source(o.retrieval, th, model)
         if source is None:
             pred_no += 1
             tp += o.item.expect is None
+            if o.places_offered:  # not an answer, not a refusal: the bot asks for the place
+                asked += bool(o.item.expect)
+                asked_no += o.item.expect is None
             offered = [d for d, _ in Answerer.suggestions_for(o.retrieval)] if o.retrieval.snap else []
             suggested += bool(o.item.expect) and any(d in o.item.expect for d in offered)
             continue
@@ -117,6 +124,8 @@ def score_pairs(pairs: list[tuple[Outcome, Thresholds, DecisionModel | None]]) -
         "mrr": sum(1 / r for r in ranks if r) / n_ans,
         "answered": correct / n_ans,  # share of answerable questions answered correctly
         "suggested": suggested / n_ans,  # refused, but a right FAQ entry was among the suggestions
+        "asked_place": asked / n_ans,  # refused in national text, the place asked for instead (answerable)
+        "asked_place_no_answer": asked_no / max(expected_no_count(outcomes), 1),  # … for no_answer questions
         "answer_precision": correct / answered if answered else 0.0,
         "wrong_rate": wrong / max(len(outcomes), 1),
         "wrong_answerable": wrong_answerable / n_ans,  # answerable questions answered from a wrong source
@@ -124,6 +133,17 @@ def score_pairs(pairs: list[tuple[Outcome, Thresholds, DecisionModel | None]]) -
         "no_answer_recall": tp / expected_no if expected_no else 0.0,
         "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
     }
+
+
+def expected_no_count(outcomes: list[Outcome]) -> int:
+    return sum(o.item.expect is None for o in outcomes)
+
+
+def offer_places(answerer: Answerer, outcomes: list[Outcome]) -> None:
+    """Fill in, for each question with no place known, the places the bot would ask about if refused
+    (with the answerer's current decision model)."""
+    for o in outcomes:
+        o.places_offered = places_to_offer(answerer, o.retrieval)
 
 
 def confusion(outcomes: list[Outcome], th: Thresholds, model: DecisionModel | None) -> list[str]:
@@ -134,6 +154,8 @@ def confusion(outcomes: list[Outcome], th: Thresholds, model: DecisionModel | No
             source = _top_source(o.retrieval, th, model)
             if source is not None:
                 lines.append(f"WRONG   {o.item.question}  → answered {source}  (expected no_answer)")
+            elif o.places_offered:
+                lines.append(f"ASKED   {o.item.question}  → 你在哪个省/市？ {o.places_offered} (expected no_answer)")
             continue
         source = _top_source(o.retrieval, th, model)
         if source in o.item.expect:
@@ -144,6 +166,10 @@ def confusion(outcomes: list[Outcome], th: Thresholds, model: DecisionModel | No
         else:
             offered = [d for d, _ in Answerer.suggestions_for(o.retrieval)] if o.retrieval.snap else []
             top = o.retrieval.ranked[:1]
+            if o.places_offered:
+                lines.append(f"ASKED   {o.item.question}  → 你在哪个省/市？ {o.places_offered} "
+                             f"(expected {o.item.expect[0]})")
+                continue
             lines.append(f"REFUSED {o.item.question}{where}  → top {top}, offered {offered} "
                          f"(expected {o.item.expect[0]})")
     return lines
@@ -181,23 +207,31 @@ def _backend_config(cfg: Config, backend: str) -> Config:
                                        "model": "minilm" if backend == "sentence-transformers" else ""})
 
 
-def learned_decision(cfg: Config, outcomes: list[Outcome], base: Thresholds, retrain: bool) -> dict:
+def learned_decision(cfg: Config, answerer: Answerer, outcomes: list[Outcome], base: Thresholds,
+                     retrain: bool) -> dict:
     """The learned decision's cross-validated metrics (mean and spread over folds) and its final model.
 
-    With `retrain`, the model is fitted on all of `outcomes` and written to `retrieval.decision_model`
-    (with its CV report); otherwise the shipped model is used for the in-sample and frozen rows.
+    With `retrain`, C is chosen by cross-validation, the model fitted on all of `outcomes` and written
+    to `retrieval.decision_model` (with its CV report); otherwise the shipped model is used for the
+    in-sample and frozen rows. The answerer then decides with that model, and the places it would ask
+    about are filled in (the *asked_place* column; in the CV rows, too, they come from the final model).
     """
     rows = rows_of(outcomes)
-    folds = [score_pairs([(outcomes[i], base, model) for i in test]) for test, model in cross_validate(rows)]
-    mean = {k: float(np.mean([f[k] for f in folds])) for k in folds[0]}
-    spread = {k: float(np.std([f[k] for f in folds])) for k in ("answered", "wrong_answerable", "no_answer_recall")}
     path = cfg.path(cfg.retrieval.decision_model or "models/decision.json")
     model = DecisionModel.load(path)
+    retrain = retrain or model is None
+    c, c_table = choose_c(rows) if retrain else (float(model.report.get("c", 1.0)), {})  # type: ignore[union-attr]
     if retrain or model is None:
-        model = train(rows)
-        model.report = {"trained_on": str(DEFAULT_SET), "questions": len(outcomes), "folds": len(folds),
+        model = train(rows, c)
+    answerer.decision = model
+    offer_places(answerer, outcomes)
+    folds = [score_pairs([(outcomes[i], base, m) for i in test]) for test, m in cross_validate(rows, c)]
+    mean = {k: float(np.mean([f[k] for f in folds])) for k in folds[0]}
+    spread = {k: float(np.std([f[k] for f in folds])) for k in ("answered", "wrong_answerable", "no_answer_recall")}
+    if retrain:
+        model.report = {"trained_on": str(DEFAULT_SET), "questions": len(outcomes), "folds": len(folds), "c": c,
                         "cv_mean": {k: round(v, 4) for k, v in mean.items() if not k.endswith("_ms")},
-                        "cv_std": {k: round(v, 4) for k, v in spread.items()}}
+                        "cv_std": {k: round(v, 4) for k, v in spread.items()}, "cv_by_c": c_table}
         model.save(path)
     return {"mean": mean, "std": spread, "folds": len(folds), "model": model}
 
@@ -225,7 +259,7 @@ def evaluate(cfg: Config, items: list[EvalItem], backends: list[str], do_calibra
             if backend == default and mode == "hybrid":
                 chosen = th
                 rows["hybrid, thresholds, 2-fold CV"] = cross_validated(outcomes, base)
-                learned = learned_decision(cfg, outcomes, base, do_calibrate)
+                learned = learned_decision(cfg, answerer, outcomes, base, do_calibrate)
                 model = learned["model"]
                 rows[f"**hybrid, learned decision, {learned['folds']}-fold CV mean**"] = learned["mean"]
                 rows["hybrid, learned decision (trained on this set)"] = score(outcomes, th, model)
@@ -233,6 +267,7 @@ def evaluate(cfg: Config, items: list[EvalItem], backends: list[str], do_calibra
                          "confusion": confusion(outcomes, th, model)}
                 if frozen:
                     held = run(answerer, frozen, mode)
+                    offer_places(answerer, held)
                     frozen_rows["hybrid, thresholds"] = score(held, th)
                     frozen_rows["**hybrid, learned decision**"] = score(held, th, model)
                     extra["frozen_confusion"] = confusion(held, th, model)
@@ -248,8 +283,8 @@ def _has_index(cfg: Config) -> bool:
     return live_version(open_database(cfg)) is not None
 
 
-COLUMNS = ("hit@1", "hit@3", "mrr", "answered", "suggested", "answer_precision", "wrong_rate", "wrong_answerable",
-           "no_answer_precision", "no_answer_recall", "p50_ms", "p95_ms")
+COLUMNS = ("hit@1", "hit@3", "mrr", "answered", "suggested", "asked_place", "answer_precision", "wrong_rate",
+           "wrong_answerable", "no_answer_precision", "no_answer_recall", "asked_place_no_answer", "p50_ms", "p95_ms")
 
 
 def _table(modes: dict[str, dict[str, float]]) -> list[str]:
@@ -275,8 +310,8 @@ def format_table(result: dict) -> str:
         lines += ["\nFROZEN test split (tests/eval/frozen.yaml, never used for tuning):", *_table(result["frozen"])]
     for key, title in (("confusion", "development set"), ("frozen_confusion", "frozen split")):
         if result.get(key):
-            lines += [f"\nConfusion, {title} (learned decision): answerable questions answered wrongly or refused, "
-                      "and no_answer questions answered", *result[key]]
+            lines += [f"\nConfusion, {title} (learned decision): answerable questions answered wrongly, refused "
+                      "or asked for their place, and no_answer questions answered or asked", *result[key]]
     return "\n".join(lines)
 
 

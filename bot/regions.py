@@ -56,6 +56,10 @@ class Gazetteer:
                 found.append(name)
         return found
 
+    def without_places(self, text: str) -> str:
+        """`text` with every place name it mentions removed."""
+        return self._pattern.sub("", text) if self._pattern is not None else text
+
     def canonical(self, name: str | None) -> str | None:
         """A user-given region ("广东省", "guangzhou") → its canonical name, if known."""
         if not name:

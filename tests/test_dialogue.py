@@ -208,7 +208,7 @@ def _incoming(user: str, text: str):  # type: ignore[no-untyped-def]
 
 def test_a_close_call_offers_questions_to_pick_instead_of_guessing(db_cfg) -> None:  # type: ignore[no-untyped-def]
     w = chat(db_cfg)
-    w.say("广东补多少")  # ambiguous: amount, totals, payment …
+    w.say("广东那个钱")  # ambiguous: amount, totals, payment … (「广东补多少」 is answered directly now)
     assert "你是不是想问" in w.text and "转人工" in w.text
     assert not any(line.startswith("【") for line in w.text.splitlines())  # no answer was guessed
     w.press("广东求学圆梦补多少钱")

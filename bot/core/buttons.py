@@ -16,6 +16,7 @@ MAX_ID = 2**31 - 1  # fits every INTEGER column on SQLite and PostgreSQL
 _NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,9})")  # ASCII only: str.isdigit() would accept "²"
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _ENTRY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,60}")
+_PLACE = re.compile(r"[\u3400-\u9fffA-Za-z·]{1,16}|-")  # a place name, or "-" for "其他" (elsewhere)
 LINE = "{line}"  # placeholder for the answer's transcript id, filled in once the reply is logged
 
 
@@ -86,6 +87,16 @@ class Pick:
 
 
 @dataclass(frozen=True)
+class Place:
+    """An answer to "你在哪个省/市？": a place name, or OTHER_PLACE (none of those offered)."""
+
+    name: str
+
+
+OTHER_PLACE = "-"
+
+
+@dataclass(frozen=True)
 class Staff:
     """A helpdesk agent's button on a ticket card: claim, resolve, or add the answer to the KB (yes/no)."""
 
@@ -94,7 +105,7 @@ class Staff:
     yes: bool = False
 
 
-ButtonData = Menu | Consent | Lang | FieldAnswer | Back | Change | GuideStep | Vote | Pick | Staff
+ButtonData = Menu | Consent | Lang | FieldAnswer | Back | Change | GuideStep | Vote | Pick | Place | Staff
 
 
 def encode(data: ButtonData) -> str:
@@ -119,6 +130,8 @@ def encode(data: ButtonData) -> str:
             return f"fb:{line}:{1 if up else -1}"
         case Pick(entry):
             return f"q:{entry}"
+        case Place(name):
+            return f"place:{name}"
         case Staff("kb", ticket, yes):
             return f"hd:kb:{ticket}:{int(yes)}"
         case Staff(action, ticket):
@@ -162,6 +175,8 @@ def decode(data: str | None) -> ButtonData | None:
             return Vote(n, vote == "1")
         case "q", _ if _ENTRY.fullmatch(rest):
             return Pick(rest)
+        case "place", [name] if _PLACE.fullmatch(name):
+            return Place(name)
         case "hd", [("claim" | "resolve") as action, ticket] if (n := _number(ticket)) is not None:
             return Staff(action, n)
         case "hd", ["kb", ticket, ("0" | "1") as yes] if (n := _number(ticket)) is not None:

@@ -21,9 +21,10 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from bot.answering import ANSWER, Answer, Answerer
+from bot.answering import ANSWER, NO_ANSWER, Answer, Answerer
 from bot.core import choices
 from bot.core import facts as recorded_facts
+from bot.core.ask_place import PLACE_FLOW, AskPlace
 from bot.core.buttons import (
     Back,
     Change,
@@ -33,6 +34,7 @@ from bot.core.buttons import (
     Lang,
     Menu,
     Pick,
+    Place,
     Vote,
     decode,
     encode,
@@ -62,7 +64,8 @@ from bot.guides import load_guides
 from bot.helpdesk.service import Helpdesk
 from bot.helpdesk.store import WAITING, Handoff, HandoffReason, Ticket
 from bot.i18n import t
-from bot.regions import Gazetteer
+from bot.place_question import places_to_offer
+from bot.regions import NATIONAL, Gazetteer
 from bot.text import detect_language
 from common.clock import aware
 from common.db import open_database
@@ -101,6 +104,7 @@ class Dialogue:
         self.gazetteer: Gazetteer = self.answerer.gazetteer
         self.rules = Rules(cfg.path(cfg.knowledge.rules_dir), self.gazetteer)
         self.check = EligibilityFlow(self.rules)
+        self.ask_place = AskPlace(self.gazetteer, list(self.rules.fields["region"].buttons))
         snap = self.answerer.knowledge.current()
         titles = {k: str(v.get("title", k)) for k, v in (snap.titles.items() if snap else [])}
         self.guide = GuideFlow(load_guides(cfg.path(cfg.knowledge.guides_dir)), titles)
@@ -257,6 +261,8 @@ class Dialogue:
             return Turn(self.check.start(conv))
         if conv.flow in (CHECK, APPLY) and conv.flow_state.get("asking"):
             return self._in_flow(conv, text, session)
+        if conv.flow == PLACE_FLOW and (waiting := self.ask_place.typed(conv, text)):
+            return self._answer_there(conv, *waiting, session)
         if conv.flow is None and conv.facts and not self.reader.is_question(text):
             fixed = self.reader.corrections(text, known=conv.facts)  # "合同是两年" after the verdict
             if fixed:
@@ -282,7 +288,7 @@ class Dialogue:
         """A question in the middle of a flow: answered exactly as outside it, then the pending question
         again, in one reply; the flow stays where it was (a place in the question is not its answer)."""
         conv.lang = detect_language(text)  # a whole question shows the worker's language
-        turn = self._answer(conv, text, session, remember_place=False)
+        turn = self._answer(conv, text, session, digression=True)
         if turn.handoff:  # a place we do not cover, a matter for a person: as outside the flow
             return turn
         return Turn([self._and_ask_again(conv, reply) for reply in turn.replies])
@@ -402,6 +408,9 @@ class Dialogue:
                 return Turn(self.guide.press(conv, step))
             case Vote(line, up):
                 return self._feedback(conv, line, up, session)
+            case Place(name):  # the answer to "你在哪个省/市？"
+                waiting = self.ask_place.pressed(conv, name)
+                return stale if waiting is None else self._answer_there(conv, *waiting, session)
             case Pick(entry):  # the worker picked one of the suggested questions
                 picked = self.answerer.answer_entry(entry, lang)
                 if picked is None:
@@ -427,12 +436,28 @@ class Dialogue:
         return Turn([Outgoing(t("feedback_thanks" if up else "feedback_sorry", conv.lang),
                               [] if up else menu(conv.lang)[1:])])
 
+    def _answer_there(self, conv: Conversation, question: str, place: str, session) -> Turn:  # type: ignore[no-untyped-def]
+        """The question that waited for the place, answered there (remembered unless no consent);
+        "其他" (NATIONAL) answers from the national text, for this question only."""
+        if place != NATIONAL and conv.consent is not False:
+            conv.region = place
+        turn = self._answer(conv, question, session, place)
+        if place == NATIONAL and turn.replies:
+            turn.replies[0].text = f"{t('place_other', conv.lang)}\n{turn.replies[0].text}"
+        return turn
+
     def _answer(self, conv: Conversation, text: str, session,  # type: ignore[no-untyped-def]
-                remember_place: bool = True) -> Turn:
+                region: str | None = None, digression: bool = False) -> Turn:
+        """Answer `text` (at `region`, else the conversation's place). In a digression from a flow the
+        question's place is not remembered and no place question interrupts the flow."""
         named = self.gazetteer.most_specific(self.gazetteer.find(text))
-        if remember_place and named and conv.consent is not False and named in self.rules.by_place:
+        if not digression and named and conv.consent is not False and named in self.rules.by_place:
             conv.region = named  # the conversation now is about this place
-        answer = self.answerer.ask(text, conv.region)
+        retrieval = self.answerer.retrieve(text, region or conv.region)
+        answer = self.answerer.respond(retrieval)
+        if answer.action == NO_ANSWER and not answer.not_covered and not digression and \
+                (places := places_to_offer(self.answerer, retrieval)):  # a place's rules would answer it
+            return Turn([self.ask_place.ask(conv, text, places)])
         lang = answer.lang
         feedback = feedback_row(lang)
         human = [Button(t("btn_human", lang), encode(Menu("human")))]
