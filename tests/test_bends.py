@@ -229,8 +229,9 @@ def test_a_place_inside_a_question_is_not_the_answer_to_the_place_question(db_cf
     w.say("广州能补多少钱")
     assert "广州" in w.text and "来源" in w.text and "哪个省" in w.text
     assert state(w).region is None and "region" not in state(w).facts and state(w).flow_state["asking"] == "region"
-    w.say("我辞职了还能领吗")  # not sure what is meant: the choices, as outside the flow, and the question
-    assert "你是不是想问" in w.text and "哪个省" in w.text and state(w).flow_state["asking"] == "region"
+    w.say("我辞职了还能领吗")  # answered as outside the flow (directly, by the learned decision), and the question
+    assert w.text.startswith("问：换工作或离职了，补贴还能领吗？") and "回到刚才的问题" in w.text
+    assert "哪个省" in w.text and state(w).flow_state["asking"] == "region"
     w.say("How much does Guangdong pay?")  # asked in English: answered, and asked again, in English
     assert "yuan" in w.text and "Which province or city" in w.text and state(w).region is None
     again = worker(db_cfg, w.user_id, restart=True)  # restart between the digression and the answer
