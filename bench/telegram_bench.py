@@ -25,8 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes.telegram_server import FakeBotApi  # noqa: E402
+from report import timed_threads  # noqa: E402
 
 from bot.channels import telegram  # noqa: E402
 from bot.core.dialogue import Dialogue  # noqa: E402
@@ -80,13 +82,7 @@ def simulate(fake: FakeBotApi, watch: ReplyWatch, n_workers: int, n_messages: in
             with lock:
                 latencies.append(time.perf_counter() - start)
 
-    threads = [threading.Thread(target=phone, args=(n,)) for n in range(n_workers)]
-    start = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    elapsed = time.perf_counter() - start
+    elapsed = timed_threads(phone, n_workers)
     lat = sorted(latencies)
 
     def pct(p: float) -> float:
