@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 
@@ -20,14 +21,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help ends here, before settings or models load
-    from bot.core.redact import install_log_redaction
-    from common.settings import load_config
+    # Start-up is mostly imports: hundreds of thousands of long-lived objects that the cyclic garbage
+    # collector would scan again and again (~6 % of a short command's time). Collect nothing until the
+    # command's modules are loaded, then freeze what start-up made out of later collections.
+    gc.disable()
+    try:
+        from bot.core.redact import install_log_redaction
+        from common.settings import load_config
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_log_redaction()  # logs never hold a worker's ID-card or phone number in clear
-    cfg = load_config(args.config)
-    return int(args.func(cfg, args) or 0)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        install_log_redaction()  # logs never hold a worker's ID-card or phone number in clear
+        cfg = load_config(args.config)
+        command = args.func.load()
+    finally:
+        gc.enable()
+    gc.freeze()
+    return int(command(cfg, args) or 0)
 
 
 if __name__ == "__main__":

