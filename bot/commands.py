@@ -103,6 +103,9 @@ def add_all(sub: argparse._SubParsersAction) -> None:
     ua.add_argument("--role", choices=("agent", "admin"), required=True)
     ua.add_argument("--password-stdin", action="store_true", help="read the password from stdin (no prompt)")
     ua.set_defaults(func=lazy("bot.accounts:cmd_users"))
+    ud = us_sub.add_parser("disable", help="disable a console account and end its sessions")
+    ud.add_argument("name")
+    ud.set_defaults(func=lazy("bot.accounts:cmd_users"))
 
     wx = sub.add_parser("wechat", help="WeChat Official Account tools")
     wx_sub = wx.add_subparsers(dest="wechat_command", required=True)
