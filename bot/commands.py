@@ -83,6 +83,8 @@ def add_all(sub: argparse._SubParsersAction) -> None:
                    help="grid-search the thresholds and retrain the decision model on the set")
     p.add_argument("--from-feedback", nargs="?", const="data/feedback-questions.yaml", metavar="OUT",
                    help="write workers' confirmed picks and 👍 as labelled questions for review (no evaluation)")
+    p.add_argument("--served", action="store_true",
+                   help="only the live version as served (hybrid, configured decision) on --set and --frozen")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=lazy("bot.evaluation:cmd_eval"))
 
