@@ -164,6 +164,10 @@ def test_every_console_route_refuses_anonymous_users_and_agents_on_admin_routes(
                 assert agent.request(method, url).status_code == 403, (method, url)
                 if method == "GET":
                     assert admin.get(url).status_code == 200, url
+            if method == "POST":  # every form needs the session's CSRF token, whoever sends it
+                for token in ({}, {"csrf": "forged"}):
+                    got = admin.post(url, data=token)
+                    assert got.status_code == 403 and "CSRF" in got.text, (url, token, got.status_code)
     assert anonymous.get("/console/").status_code == 303  # the home page too
 
 
@@ -262,14 +266,15 @@ def test_a_new_password_or_a_disabled_account_ends_its_sessions(env: Env, capsys
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_a_session_made_by_one_server_is_accepted_by_another_on_the_same_database(
-        database: str, kb_cfg: Config, answerer, request: pytest.FixtureRequest,  # type: ignore[no-untyped-def]
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        database: str, env: Env, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Two apps (as two `qiuxue serve` processes: nothing shared but the database and no console secret)."""
     monkeypatch.delenv("QIUXUE_CONSOLE_SECRET", raising=False)
     extra = {"QIUXUE__DATABASE__URL": request.getfixturevalue("pg_url")} if database == "postgresql" else {}
     cfg = make_config(tmp_path, QIUXUE__DATA_DIR=str(tmp_path / "data"), **extra)
     name = unique_user("two")
     assert add_user(cfg, name, "admin") == 0
+    answerer = env.hub.dialogue.answerer  # loaded already: the servers differ in everything but the database
     one, two = (TestClient(build_app(cfg, Hub(Dialogue(cfg, answerer=answerer))), base_url="http://127.0.0.1",
                            follow_redirects=False) for _ in range(2))
     first = logged_in(one, name)

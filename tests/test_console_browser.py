@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from common.settings import Config
 from tests.conftest import PROJECT, unique_user
 from tests.serving import free_port
 from tests.test_console import PASSWORD, add_user, handed_over, private_copy, staffed_hub, wait_for
+from tests.test_console_kb import small_eval_set
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -72,8 +74,11 @@ def browser():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def site(kb_cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     port = free_port()
-    cfg = private_copy(kb_cfg, tmp_path_factory.mktemp("browser"), QIUXUE__SERVER__PORT=str(port),
-                       QIUXUE__CONSOLE__MAX_FAILURES="3", QIUXUE__CONSOLE__POLL_SECONDS="0.5")
+    root = tmp_path_factory.mktemp("browser")
+    questions = small_eval_set(root / "eval.yaml", answerable=5, refused=2)
+    cfg = private_copy(kb_cfg, root, QIUXUE__SERVER__PORT=str(port), QIUXUE__CONSOLE__MAX_FAILURES="3",
+                       QIUXUE__CONSOLE__POLL_SECONDS="0.5", QIUXUE__CONSOLE__EVAL_SET=str(questions),
+                       QIUXUE__CONSOLE__EVAL_FROZEN="")
     hub, phone, agent, admin = staffed_hub(cfg, "b")
     server = uvicorn.Server(uvicorn.Config(build_app(cfg, hub), host="127.0.0.1", port=port, log_config=None,
                                            lifespan="on"))
@@ -115,8 +120,10 @@ def shots(page, name: str) -> None:  # type: ignore[no-untyped-def]
 
 def accessible(page) -> None:  # type: ignore[no-untyped-def]
     """No axe-core violations of the basic rules (labels, contrast, names) on the page as it is now."""
-    if not AXE.exists():
-        return  # .ci/run installs axe-core; without it only the functional checks run
+    if not AXE.exists():  # .ci/run installs axe-core; without it only the functional checks run
+        warnings.warn(f"axe-core is not at {AXE}: accessibility not checked (run .ci/run or npm install)",
+                      stacklevel=2)
+        return
     page.add_script_tag(path=str(AXE))
     result = page.evaluate("rules => axe.run(document, {runOnly: {type: 'rule', values: rules}})", AXE_RULES)
     problems = [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]]
@@ -296,7 +303,22 @@ def test_draft_approve_upload_refresh_then_the_bot_answers_it_and_a_rollback(  #
     # the worker now gets the approved answer, with its source (the approved FAQ entry)
     wait_for(lambda: site.hub.dialogue.answerer.knowledge.current().version == second)
     reply = ask_in_the_web_chat(browser, site, NEW_QUESTION, "chat-approved")
-    assert ANSWER_MARK in reply and "来源" in reply and NEW_QUESTION in reply.split("来源", 1)[1], reply
+    source = reply.split("来源", 1)[-1]
+    assert ANSWER_MARK in reply and NEW_QUESTION in source and f"helpdesk ticket #{drafted.ticket_id}" in source, reply
+    # the insight page: the new live version is not evaluated yet; "evaluate" runs with a progress bar
+    page.get_by_role("link", name="洞察 · Insight").click()
+    assert page.locator("#eval-version").inner_text() == second and page.locator("#eval-none").is_visible()
+    page.get_by_role("button", name="评测现用版本 · Evaluate the live version").click()
+    page.locator("#eval-table").wait_for(timeout=120_000)  # the page reloads itself when the run is done
+    assert page.locator("#eval-version").inner_text() == second
+    assert page.locator("#eval-table tr[data-set=dev] td").nth(1).inner_text() == "7"
+    shots(page, "insight")
+    accessible(page)
+    page.get_by_role("link", name="操作记录 · Audit log").click()
+    for action in ("draft_approved", "kb_upload_refused", "kb_upload", "kb_refresh", "eval_run"):
+        assert page.locator("tr", has_text=action).filter(has_text=site.admin).count() >= 1, action
+    accessible(page)
+    page.get_by_role("link", name="知识库 · Knowledge base").click()
     page.locator("tr", has_text=first).get_by_role("button", name="回滚到此版本 · Roll back to this").click()
     assert "is live again" in page.get_by_role("status").first.inner_text()
     assert page.locator("tr.live td").first.inner_text().split()[0] == first
