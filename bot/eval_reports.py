@@ -2,26 +2,21 @@
 
 One `kb_evals` row per run, keyed by the version the answerer had loaded (never "the newest version"), so
 the console's insight page shows the live version's own numbers, or says it was not evaluated yet after a
-refresh or a rollback to a version nobody measured. `EvalRunner` runs `qiuxue eval --served` in a thread
-for the console, with its progress (`bot.kb_admin.BackgroundJob`, the same the refresh bar follows).
+refresh or a rollback to a version nobody measured. (`bot.eval_runner` runs an eval for the console.)
 """
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.kb_admin import BackgroundJob
 from common.clock import utcnow
 from common.db import Base, open_database
 from common.settings import Settings
 from ingest.versions import live_version
-
-DEV_SET, FROZEN_SET = "tests/eval/questions.yaml", "tests/eval/frozen.yaml"
 
 
 class EvalReport(Base):
@@ -56,36 +51,3 @@ class EvalReports:
             return {"version": None, "built_at": None, "built_by": "", "report": None}
         return {"version": live.version, "built_at": live.created_at, "built_by": live.created_by,
                 "report": self.latest(live.version)}
-
-
-class EvalRunner:
-    """`qiuxue eval --served` on the live version in a background thread; one at a time."""
-
-    def __init__(self, cfg: Settings, dev: str = DEV_SET, frozen: str = FROZEN_SET, knowledge: Any = None) -> None:
-        """`knowledge`: the serving bot's `LiveKnowledge`, shared so the run loads no second index copy."""
-        self.cfg, self.dev, self.frozen, self.knowledge = cfg, dev, frozen, knowledge
-        self.job: BackgroundJob | None = None
-        self._lock = threading.Lock()
-
-    def start(self, by: str) -> BackgroundJob:
-        with self._lock:
-            if self.job is not None and self.job.as_json()["running"]:
-                return self.job
-            job = self.job = BackgroundJob(by)
-        threading.Thread(target=self._run, args=(job,), name="qiuxue-eval", daemon=True).start()
-        return job
-
-    def _run(self, job: BackgroundJob) -> None:
-        def progress(done: int, total: int) -> None:
-            job.stage, job.done, job.total = "asking", done, total
-
-        try:
-            from bot import evaluation  # numpy and the decision model: loaded only when an eval runs
-
-            sets = evaluation.question_sets(self.cfg, self.dev, self.frozen)
-            answerer = evaluation.Answerer(self.cfg, knowledge=self.knowledge)  # its own: llm is switched off
-            summary = evaluation.evaluate_served(self.cfg, sets, answerer, on_progress=progress)
-            EvalReports(self.cfg).save(summary, job.by)
-            job.result, job.stage = f"{summary['version']} evaluated", "done"
-        except Exception as exc:  # shown on the page; nothing is stored
-            job.result, job.stage = f"eval failed: {exc}", "failed"

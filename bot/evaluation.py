@@ -7,6 +7,10 @@ values in config.yaml come from it); the "2-fold CV" row shows them chosen on on
 and scored on the other, the honest estimate for unseen questions. The learned decision's rows are
 means over 5-fold × 3 cross-validation; `asked_place` counts refusals where the bot asks for the
 worker's place instead (`bot/place_question.py`): neither an answer nor a wrong answer.
+
+Every run keeps the served configuration's numbers (hybrid, the configured decision; dev set, frozen
+split, CV mean) for the index version it measured (`bot.eval_reports`), which the console's insight page
+shows for the live version. `--served` runs only that configuration: quick, and what the console runs.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 from bot.answering import Answerer, Retrieval, Thresholds, decide
 from bot.decision import DecisionModel
 from bot.decision_training import choose_c, cross_validate, rows_of, train
+from bot.eval_reports import EvalReports
 from bot.place_question import places_to_offer
 from common.settings import Config
 from common.yamlio import read_yaml
@@ -402,8 +407,6 @@ def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
 
 def _keep(cfg: Config, summary: dict) -> None:
     """Store the summary for the version it measured (the console's insight page shows the live one's)."""
-    from bot.eval_reports import EvalReports  # the database tables load only when a report is kept
-
     EvalReports(cfg).save(summary, by="qiuxue eval")
     print(f"eval summary kept for index version {summary['version']}", file=sys.stderr)
 

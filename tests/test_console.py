@@ -339,6 +339,22 @@ def test_claim_reply_note_resolve_and_draft_from_the_console(env: Env) -> None:
     assert audit == [(env.agent, a) for a in ("claim", "reply", "reply", "note", "resolve", "draft")]
 
 
+def test_a_reply_the_workers_channel_refuses_shows_as_failed_with_why(env: Env) -> None:
+    _worker, ticket, user = handed_over(env.hub, "blocked", "我换了工作还能申请吗")
+    env.phone.refuse.add(user)  # the worker blocked the bot: the channel refuses for good
+    agent = logged_in(env, env.agent)
+    token = csrf_of(agent.get(f"/console/tickets/{ticket.id}").text)
+    agent.post(f"/console/tickets/{ticket.id}/reply", data={"csrf": token, "text": "您好，请带上新合同", "nonce": "f1"})
+
+    def failed() -> str | None:
+        page = agent.get(f"/console/tickets/{ticket.id}/events").text
+        return page if "发送失败 · failed" in page else None
+
+    events = wait_for(failed)
+    assert "the worker blocked the bot" in events and "已送达 · delivered" not in events
+    assert not env.phone.pushed[user] or not any("新合同" in r.text for r in env.phone.pushed[user])
+
+
 def test_a_claim_in_the_console_is_told_to_the_telegram_staff_group_and_back(env: Env) -> None:
     _worker, ticket, _user = handed_over(env.hub, "both")
     agent = logged_in(env, env.agent)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from bot.helpdesk.store import CLAIMED, Ticket
@@ -46,6 +47,7 @@ async def handed_over(fake: FakeBotApi, user: int) -> tuple[int, dict]:
     return int(re.search(r"#(\d+)", plain(card["text"])).group(1)), card
 
 
+@pytest.mark.slow  # a second hub loads its own index snapshot and polls the fake Bot API: > 10 s on a loaded machine
 def test_a_claim_in_either_place_shows_in_the_other(kb_cfg: Config, fake: FakeBotApi, tmp_path: Path) -> None:
     port = free_port()
     cfg = private_copy(kb_cfg, tmp_path, QIUXUE__SERVER__PORT=str(port),

@@ -19,7 +19,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from bot.accounts import Account, Role
 from bot.core.store import Feedback, TranscriptLine
-from bot.eval_reports import EvalReports, EvalRunner
+from bot.eval_reports import EvalReports
+from bot.eval_runner import EvalRunner
 from bot.helpdesk.admin import cluster, gather
 from bot.helpdesk.store import Ticket
 from common.clock import utcnow
