@@ -1,7 +1,8 @@
 """Staff accounts of the web console: agents and admins, argon2-hashed passwords, lock-out, the audit log.
 
 `qiuxue users add NAME --role agent|admin [--password-stdin]` creates or updates an account (the password
-is prompted twice unless it comes on stdin). A console user acts on tickets as the staff identity
+is prompted twice unless it comes on stdin); `qiuxue users disable NAME` disables one. A new password or a
+disabled account ends the account's console sessions (`bot.staff_sessions`). A console user acts on tickets as the staff identity
 `console:NAME` (`staff_id`); `bot.helpdesk.service` accepts such an identity while the account is active,
 so the core never needs to know who logged in how. Every console action is an `AuditEntry` with who did
 it. Passwords are never stored or logged; wrong ones in a row (`console.max_failures`) lock the account
@@ -23,6 +24,7 @@ from sqlalchemy import Boolean, DateTime, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 
 from bot.core.edge import clean_text
+from bot.staff_sessions import revoke_account
 from common.clock import aware, utcnow
 from common.db import Base, open_database
 from common.settings import Settings
@@ -116,9 +118,22 @@ class Accounts:
             if user is None:
                 user = StaffUser(name=name)
                 s.add(user)
+            else:  # a new password (or role): whoever is logged in with the old one is logged out
+                revoke_account(s, name)
             user.role, user.password_hash, user.active = role, _HASHER.hash(password), True
             user.failures, user.locked_until = 0, None
             self._audit(s, "-", "user_saved", f"user:{name}", f"role {role}", "cli")
+
+    def disable(self, name: str, by: str = "-") -> bool:
+        """Disable the account and end its sessions; False if there is no such account."""
+        with self.sessions.begin() as s:
+            user = s.scalars(select(StaffUser).where(StaffUser.name == name)).first()
+            if user is None:
+                return False
+            user.active = False
+            revoke_account(s, name)
+            self._audit(s, by, "user_disabled", f"user:{name}", "", "cli" if by == "-" else "")
+            return True
 
     def login(self, name: str, password: str, address: str = "") -> Account:
         """The account if the password is right; otherwise `LoginRefused` (or `Locked`), recorded either way."""
@@ -200,7 +215,13 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def cmd_users(cfg: Settings, args: argparse.Namespace) -> int:
-    """`qiuxue users add NAME --role agent|admin [--password-stdin]`."""
+    """`qiuxue users add NAME --role agent|admin [--password-stdin]`, `qiuxue users disable NAME`."""
+    if getattr(args, "users_command", "add") == "disable":
+        if not Accounts(cfg).disable(args.name):
+            print(f"no account {args.name}", file=sys.stderr)
+            return 2
+        print(f"disabled {args.name}; its console sessions are ended")
+        return 0
     try:
         Accounts(cfg).add(args.name, args.role, _read_password(args.password_stdin))
     except ValueError as exc:

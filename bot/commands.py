@@ -90,6 +90,8 @@ def add_all(sub: argparse._SubParsersAction) -> None:
                    help="grid-search the thresholds and retrain the decision model on the set")
     p.add_argument("--from-feedback", nargs="?", const="data/feedback-questions.yaml", metavar="OUT",
                    help="write workers' confirmed picks and 👍 as labelled questions for review (no evaluation)")
+    p.add_argument("--served", action="store_true",
+                   help="only the live version as served (hybrid, configured decision) on --set and --frozen")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=lazy("bot.evaluation:cmd_eval"))
 
@@ -110,6 +112,9 @@ def add_all(sub: argparse._SubParsersAction) -> None:
     ua.add_argument("--role", choices=("agent", "admin"), required=True)
     ua.add_argument("--password-stdin", action="store_true", help="read the password from stdin (no prompt)")
     ua.set_defaults(func=lazy("bot.accounts:cmd_users"))
+    ud = us_sub.add_parser("disable", help="disable a console account and end its sessions")
+    ud.add_argument("name")
+    ud.set_defaults(func=lazy("bot.accounts:cmd_users"))
 
     wx = sub.add_parser("wechat", help="WeChat Official Account tools")
     wx_sub = wx.add_subparsers(dest="wechat_command", required=True)

@@ -7,6 +7,10 @@ values in config.yaml come from it); the "2-fold CV" row shows them chosen on on
 and scored on the other, the honest estimate for unseen questions. The learned decision's rows are
 means over 5-fold × 3 cross-validation; `asked_place` counts refusals where the bot asks for the
 worker's place instead (`bot/place_question.py`): neither an answer nor a wrong answer.
+
+Every run keeps the served configuration's numbers (hybrid, the configured decision; dev set, frozen
+split, CV mean) for the index version it measured (`bot.eval_reports`), which the console's insight page
+shows for the live version. `--served` runs only that configuration: quick, and what the console runs.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +29,7 @@ import numpy as np
 from bot.answering import Answerer, Retrieval, Thresholds, decide
 from bot.decision import DecisionModel
 from bot.decision_training import choose_c, cross_validate, rows_of, train
+from bot.eval_reports import EvalReports
 from bot.place_question import places_to_offer
 from common.settings import Config
 from common.yamlio import read_yaml
@@ -61,7 +68,8 @@ def load_items(path: Path) -> list[EvalItem]:
                      None if r["expect"] == "no_answer" else [str(x) for x in r["expect"]]) for r in raw]
 
 
-def run(answerer: Answerer, items: list[EvalItem], mode: str, warmup: int = 10) -> list[Outcome]:
+def run(answerer: Answerer, items: list[EvalItem], mode: str, warmup: int = 10,
+        on_each: Callable[[], None] | None = None) -> list[Outcome]:
     for item in items[:warmup]:
         answerer.respond(answerer.retrieve(item.question, item.region, mode))
     outcomes = []
@@ -70,6 +78,8 @@ def run(answerer: Answerer, items: list[EvalItem], mode: str, warmup: int = 10) 
         r = answerer.retrieve(item.question, item.region, mode)
         answerer.respond(r)  # timed as a worker experiences it: retrieval + decision + composing
         outcomes.append(Outcome(item, r, (time.perf_counter() - start) * 1000))
+        if on_each is not None:
+            on_each()
     return outcomes
 
 
@@ -237,7 +247,8 @@ def learned_decision(cfg: Config, answerer: Answerer, outcomes: list[Outcome], b
 
 
 def evaluate(cfg: Config, items: list[EvalItem], backends: list[str], do_calibrate: bool,
-             frozen: list[EvalItem] | None = None) -> dict:
+             frozen: list[EvalItem] | None = None, items_path: str = str(DEFAULT_SET),
+             frozen_path: str = str(FROZEN_SET)) -> dict:
     base = Thresholds.from_config(cfg)
     rows: dict[str, dict[str, float]] = {}
     frozen_rows: dict[str, dict[str, float]] = {}
@@ -264,16 +275,69 @@ def evaluate(cfg: Config, items: list[EvalItem], backends: list[str], do_calibra
                 rows[f"**hybrid, learned decision, {learned['folds']}-fold CV mean**"] = learned["mean"]
                 rows["hybrid, learned decision (trained on this set)"] = score(outcomes, th, model)
                 extra = {"cv_std": learned["std"], "model_threshold": model.threshold,
-                         "confusion": confusion(outcomes, th, model)}
+                         "confusion": confusion(outcomes, th, model),
+                         "served": {"version": served_version(answerer), "mode": "full",
+                                    "sets": {"dev": summary_of(score(outcomes, th, model), items_path)},
+                                    "cv": {k: round(v, 4) for k, v in learned["mean"].items()}}}
                 if frozen:
                     held = run(answerer, frozen, mode)
                     offer_places(answerer, held)
                     frozen_rows["hybrid, thresholds"] = score(held, th)
                     frozen_rows["**hybrid, learned decision**"] = score(held, th, model)
+                    extra["served"]["sets"]["frozen"] = summary_of(frozen_rows["**hybrid, learned decision**"],
+                                                                   frozen_path)
                     extra["frozen_confusion"] = confusion(held, th, model)
             rows[label if not (backend == default and mode == "hybrid") else f"{label}, thresholds"] = \
                 score(outcomes, th)
     return {"thresholds": vars(chosen), "calibrated": do_calibrate, "modes": rows, "frozen": frozen_rows, **extra}
+
+
+SUMMARY = ("questions", "answerable", "answered", "wrong_rate", "wrong_answerable", "no_answer_recall",
+           "no_answer_precision", "answer_precision", "hit@1", "hit@3", "asked_place", "p50_ms", "p95_ms")
+
+
+def summary_of(metrics: dict[str, float], path: str) -> dict:
+    """The numbers an admin looks at, for one question set (what the console's insight page shows)."""
+    return {"path": path, **{k: round(float(metrics[k]), 4) for k in SUMMARY}}
+
+
+def served_version(answerer: Answerer) -> str:
+    snap = answerer.knowledge.current()
+    if snap is None:
+        raise RuntimeError("no live index version: run `qiuxue ingest` first")
+    return snap.version
+
+
+def evaluate_served(cfg: Config, sets: dict[str, tuple[str, list[EvalItem]]], answerer: Answerer | None = None,
+                    on_progress: Callable[[int, int], None] | None = None) -> dict:
+    """The live version as the bot serves it (hybrid, the configured decision) on each question set: the
+    summary `qiuxue eval --served` stores for the version, and the console's "run eval" runs."""
+    answerer = answerer or Answerer(cfg)
+    answerer.llm = None  # evaluate the offline answers
+    version = served_version(answerer)
+    th, total, done = Thresholds.from_config(cfg), sum(len(items) for _, items in sets.values()), 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
+
+    summaries = {}
+    for name, (path, items) in sets.items():
+        outcomes = run(answerer, items, "hybrid", warmup=min(10, len(items)), on_each=tick)
+        offer_places(answerer, outcomes)
+        summaries[name] = summary_of(score(outcomes, th, answerer.decision), path)
+    if served_version(answerer) != version:
+        raise RuntimeError(f"the live version changed during the run (was {version}); run it again")
+    return {"version": version, "mode": "served", "sets": summaries}
+
+
+def question_sets(cfg: Config, dev: str, frozen: str) -> dict[str, tuple[str, list[EvalItem]]]:
+    sets = {"dev": (dev, load_items(cfg.path(dev)))}
+    if frozen:
+        sets["frozen"] = (frozen, load_items(cfg.path(frozen)))
+    return sets
 
 
 def _has_index(cfg: Config) -> bool:
@@ -325,11 +389,32 @@ def cmd_eval(cfg: Config, args: argparse.Namespace) -> int:
         write_review_file(found, out)
         print(f"{len(found)} confirmed questions written to {out} — review them before adding any to the set")
         return 0
+    if args.served:
+        summary = evaluate_served(cfg, question_sets(cfg, args.set, args.frozen))
+        print(json.dumps(summary, ensure_ascii=False, indent=1) if args.json else format_summary(summary))
+        _keep(cfg, summary)
+        return 0
     items = load_items(cfg.path(args.set))
     frozen = load_items(cfg.path(args.frozen)) if args.frozen else None
     backends = [b for b in args.backends.split(",") if b]
     default = cfg.embedding.backend
     backends = [default, *[b for b in backends if b != default]]
-    result = evaluate(cfg, items, backends, args.calibrate, frozen)
+    result = evaluate(cfg, items, backends, args.calibrate, frozen, args.set, args.frozen)
     print(json.dumps(result, ensure_ascii=False, indent=1) if args.json else format_table(result))
+    _keep(cfg, result["served"])
     return 0
+
+
+def _keep(cfg: Config, summary: dict) -> None:
+    """Store the summary for the version it measured (the console's insight page shows the live one's)."""
+    EvalReports(cfg).save(summary, by="qiuxue eval")
+    print(f"eval summary kept for index version {summary['version']}", file=sys.stderr)
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"index version {summary['version']} as served (hybrid, configured decision):"]
+    for name, m in summary["sets"].items():
+        lines.append(f"  {name:<7}{m['path']}: {m['questions']} questions, answered {m['answered']:.3f}, "
+                     f"wrong {m['wrong_rate']:.3f}, no_answer recall {m['no_answer_recall']:.3f}, "
+                     f"p95 {m['p95_ms']:.0f} ms")
+    return "\n".join(lines)

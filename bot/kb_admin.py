@@ -28,8 +28,8 @@ MAX_UPLOAD = 10 * 1024 * 1024
 
 
 @dataclass
-class RefreshJob:
-    """One background refresh: how far it got, and how it ended."""
+class BackgroundJob:
+    """One job in a background thread (a refresh, an eval run): how far it got, and how it ended."""
 
     by: str
     stage: str = "loading"  # loading → embedding → done | failed
@@ -50,7 +50,7 @@ class UploadRefused(ValueError):
 class KbAdmin:
     def __init__(self, cfg: Settings) -> None:
         self.cfg = cfg
-        self.job: RefreshJob | None = None
+        self.job: BackgroundJob | None = None
         self._lock = threading.Lock()
 
     def status(self) -> dict[str, Any]:
@@ -66,16 +66,16 @@ class KbAdmin:
             return f"refresh failed, the live version still serves: {exc}"
 
     # -- the console: refresh in the background, rollback, upload ------------------------------------------
-    def start_refresh(self, by: str) -> RefreshJob:
+    def start_refresh(self, by: str) -> BackgroundJob:
         """Start a refresh in a thread (or return the one running); follow it with `self.job`."""
         with self._lock:
             if self.job is not None and self.job.as_json()["running"]:
                 return self.job
-            job = self.job = RefreshJob(by)
+            job = self.job = BackgroundJob(by)
         threading.Thread(target=self._run, args=(job,), name="qiuxue-kb-refresh", daemon=True).start()
         return job
 
-    def _run(self, job: RefreshJob) -> None:
+    def _run(self, job: BackgroundJob) -> None:
         def progress(done: int, total: int) -> None:
             job.stage, job.done, job.total = "embedding", done, total
 

@@ -157,6 +157,8 @@ class Console(Section):
     lockout_minutes: float = Field(15, gt=0)      # … for this long
     login_attempts_per_minute: int = Field(10, ge=1)  # per client address, right or wrong
     poll_seconds: float = Field(3, gt=0)          # how often open pages look for news
+    eval_set: str = "tests/eval/questions.yaml"   # the insight page's "run eval" asks these questions …
+    eval_frozen: str = "tests/eval/frozen.yaml"   # … and these ('' = none), as `qiuxue eval --served`
 
 
 class Delivery(Section):

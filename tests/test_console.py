@@ -25,12 +25,14 @@ from bot.accounts import AuditEntry, Role, StaffUser, cmd_users
 from bot.channels import web
 from bot.channels.inprocess import InProcessChannel, InProcessChat
 from bot.cli import main
+from bot.console.auth import COOKIE
 from bot.core.dialogue import Dialogue
 from bot.core.hub import Hub
 from bot.core.outbox import OutboxItem, OutboxKind
 from bot.helpdesk.service import TELEGRAM_STAFF
 from bot.helpdesk.store import EventKind, Ticket, TicketEvent
 from bot.server import build_app
+from bot.staff_sessions import ConsoleSession, token_hash
 from common.settings import Config
 from tests.conftest import FAST, make_config, unique_user
 
@@ -162,6 +164,10 @@ def test_every_console_route_refuses_anonymous_users_and_agents_on_admin_routes(
                 assert agent.request(method, url).status_code == 403, (method, url)
                 if method == "GET":
                     assert admin.get(url).status_code == 200, url
+            if method == "POST":  # every form needs the session's CSRF token, whoever sends it
+                for token in ({}, {"csrf": "forged"}):
+                    got = admin.post(url, data=token)
+                    assert got.status_code == 403 and "CSRF" in got.text, (url, token, got.status_code)
     assert anonymous.get("/console/").status_code == 303  # the home page too
 
 
@@ -206,6 +212,78 @@ def test_the_cookie_is_secure_over_https_and_logins_are_throttled_per_address(en
     throttle = Throttle(cfg.console.login_attempts_per_minute)
     assert throttle.allow("1.2.3.4") and throttle.allow("1.2.3.4") and not throttle.allow("1.2.3.4")
     assert throttle.allow("5.6.7.8")
+
+
+# -- server-side sessions ---------------------------------------------------------------------------------
+
+def session_cookie(client: TestClient) -> str:
+    return next(c.value for c in client.cookies.jar if c.name == COOKIE)
+
+
+def test_logout_revokes_the_session_also_for_a_copied_cookie(env: Env) -> None:
+    client = logged_in(env, env.agent)
+    token = session_cookie(client)
+    copied = {"cookie": f"{COOKIE}={token}"}
+    thief = TestClient(env.client.app, base_url="http://127.0.0.1", follow_redirects=False)
+    assert thief.get("/console/", headers=copied).status_code == 200  # a copy works while the session lives
+    with env.hub.sessions() as s:  # the database holds the token's hash, never the token
+        rows = list(s.scalars(select(ConsoleSession).where(ConsoleSession.account == env.agent)))
+    assert token_hash(token) in {r.token_hash for r in rows} and all(token not in r.token_hash for r in rows)
+    home = client.get("/console/").text
+    assert client.post("/console/logout", data={"csrf": csrf_of(home)}).status_code == 303
+    assert session_cookie(client) != token  # the browser gets a new, anonymous token
+    assert thief.get("/console/", headers=copied).status_code == 303  # the copied cookie is dead
+    assert thief.post("/console/tickets/1/claim", headers=copied, data={"csrf": csrf_of(home)}).status_code == 401
+    with env.hub.sessions() as s:
+        assert s.get(ConsoleSession, token_hash(token)) is None
+
+
+def test_a_new_password_or_a_disabled_account_ends_its_sessions(env: Env, capsys: pytest.CaptureFixture[str]
+                                                                 ) -> None:
+    name = unique_user("ends")
+    assert add_user(env.cfg, name) == 0
+    first, second = logged_in(env, name), logged_in(env, name)
+    assert add_user(env.cfg, name, password="another password 2") == 0  # a new password: both logged out
+    assert first.get("/console/").status_code == 303 and second.get("/console/").status_code == 303
+    again = TestClient(env.client.app, base_url="http://127.0.0.1", follow_redirects=False)
+    token = csrf_of(again.get("/console/login").text)
+    assert again.post("/console/login", data={"name": name, "password": "another password 2", "csrf": token}
+                      ).status_code == 303
+    assert again.get("/console/").status_code == 200
+    config = str(env.cfg.root / "config.yaml")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("QIUXUE__DATA_DIR", str(env.cfg.data_path))
+    try:
+        assert main(["--config", config, "users", "disable", name]) == 0
+        assert main(["--config", config, "users", "disable", "nobody-" + name]) == 2
+    finally:
+        patch.undo()
+    assert "disabled" in capsys.readouterr().out
+    assert again.get("/console/").status_code == 303
+    with env.hub.sessions() as s:
+        assert not s.scalars(select(ConsoleSession).where(ConsoleSession.account == name)).all()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_session_made_by_one_server_is_accepted_by_another_on_the_same_database(
+        database: str, env: Env, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two apps (as two `qiuxue serve` processes: nothing shared but the database and no console secret)."""
+    monkeypatch.delenv("QIUXUE_CONSOLE_SECRET", raising=False)
+    extra = {"QIUXUE__DATABASE__URL": request.getfixturevalue("pg_url")} if database == "postgresql" else {}
+    cfg = make_config(tmp_path, QIUXUE__DATA_DIR=str(tmp_path / "data"), **extra)
+    name = unique_user("two")
+    assert add_user(cfg, name, "admin") == 0
+    answerer = env.hub.dialogue.answerer  # loaded already: the servers differ in everything but the database
+    one, two = (TestClient(build_app(cfg, Hub(Dialogue(cfg, answerer=answerer))), base_url="http://127.0.0.1",
+                           follow_redirects=False) for _ in range(2))
+    first = logged_in(one, name)
+    cookie = {"cookie": f"{COOKIE}={session_cookie(first)}"}
+    page = two.get("/console/audit", headers=cookie)
+    assert page.status_code == 200 and name in page.text  # the other server knows the login
+    # a form from one server is accepted by the other (the CSRF token belongs to the session, not the process)
+    assert two.post("/console/logout", headers=cookie, data={"csrf": csrf_of(page.text)}).status_code == 303
+    assert first.get("/console/").status_code == 303  # logged out on the second: the first refuses it too
 
 
 # -- the inbox -------------------------------------------------------------------------------------------
@@ -259,6 +337,22 @@ def test_claim_reply_note_resolve_and_draft_from_the_console(env: Env) -> None:
     assert all(e.actor == env.agent for e in events if e.kind in (EventKind.CLAIMED, EventKind.NOTE))
     assert not any("内部" in r.text for r in env.phone.pushed[user])  # the note never reaches the worker
     assert audit == [(env.agent, a) for a in ("claim", "reply", "reply", "note", "resolve", "draft")]
+
+
+def test_a_reply_the_workers_channel_refuses_shows_as_failed_with_why(env: Env) -> None:
+    _worker, ticket, user = handed_over(env.hub, "blocked", "我换了工作还能申请吗")
+    env.phone.refuse.add(user)  # the worker blocked the bot: the channel refuses for good
+    agent = logged_in(env, env.agent)
+    token = csrf_of(agent.get(f"/console/tickets/{ticket.id}").text)
+    agent.post(f"/console/tickets/{ticket.id}/reply", data={"csrf": token, "text": "您好，请带上新合同", "nonce": "f1"})
+
+    def failed() -> str | None:
+        page = agent.get(f"/console/tickets/{ticket.id}/events").text
+        return page if "发送失败 · failed" in page else None
+
+    events = wait_for(failed)
+    assert "the worker blocked the bot" in events and "已送达 · delivered" not in events
+    assert not env.phone.pushed[user] or not any("新合同" in r.text for r in env.phone.pushed[user])
 
 
 def test_a_claim_in_the_console_is_told_to_the_telegram_staff_group_and_back(env: Env) -> None:

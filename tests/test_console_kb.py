@@ -6,6 +6,7 @@ database), so refreshes and rollbacks here never move the live version other tes
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,15 +14,21 @@ from pathlib import Path
 from urllib.parse import unquote_plus
 
 import pytest
+import yaml
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from bot.answering import ANSWER, Answerer
+from bot.cli import main
 from bot.core.hub import Hub
+from bot.eval_reports import EvalReport
+from bot.evaluation import evaluate_served, question_sets
 from bot.helpdesk.store import DraftFaq
 from bot.kb_admin import KbAdmin
 from bot.server import build_app
 from common.settings import Config
+from common.yamlio import read_yaml
+from tests.conftest import PROJECT
 from tests.test_console import csrf_of, logged_in, private_copy, staffed_hub
 
 GOOD_POLICY = """---
@@ -47,15 +54,26 @@ class KbEnv:
     client: TestClient  # logged in as an admin
     agent: TestClient   # logged in as an agent
     uploads: Path
+    root: Path
+
+
+def small_eval_set(path: Path, answerable: int = 8, refused: int = 4) -> Path:
+    """The first questions of the eval set (some answerable, some no_answer) for a quick real run."""
+    items = read_yaml(PROJECT / "tests" / "eval" / "questions.yaml")
+    chosen = [i for i in items if i["expect"] != "no_answer"][:answerable] + \
+        [i for i in items if i["expect"] == "no_answer"][:refused]
+    path.write_text(yaml.safe_dump(chosen, allow_unicode=True), encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="module")
 def kbenv(kb_cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KbEnv]:
     root = tmp_path_factory.mktemp("console-kb")
-    cfg = private_copy(kb_cfg, root)
+    small = small_eval_set(root / "small-eval.yaml", answerable=5, refused=2)
+    cfg = private_copy(kb_cfg, root, QIUXUE__CONSOLE__EVAL_SET=str(small), QIUXUE__CONSOLE__EVAL_FROZEN="")
     hub, _phone, agent, admin = staffed_hub(cfg, "kb")
     with TestClient(build_app(cfg, hub), base_url="http://127.0.0.1", follow_redirects=False) as client:
-        yield KbEnv(cfg, hub, logged_in(client, admin), logged_in(client, agent), root / "uploads")
+        yield KbEnv(cfg, hub, logged_in(client, admin), logged_in(client, agent), root / "uploads", root)
 
 
 def live(env: KbEnv) -> str:
@@ -138,3 +156,67 @@ def test_the_insight_page_shows_the_report_with_a_chart(kbenv: KbEnv) -> None:
     assert page.status_code == 200 and "<svg" in page.text and "<rect" in page.text
     assert "转人工原因 · Hand-off reasons" in page.text and "👍/👎" in page.text
     assert kbenv.agent.get("/console/insight").status_code == 403
+
+
+def eval_rows(env: KbEnv) -> list[EvalReport]:
+    with env.hub.sessions() as s:
+        return list(s.scalars(select(EvalReport).order_by(EvalReport.id)))
+
+
+def percent(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def test_the_insight_page_shows_the_eval_of_the_live_version(kbenv: KbEnv, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    version = live(kbenv)
+    page = kbenv.client.get("/console/insight").text
+    assert f'id="eval-version">{version}<' in page and "还没有评测 · Not evaluated yet" in page
+    # a real `qiuxue eval --served` run on this version, on two small question sets
+    dev = small_eval_set(kbenv.root / "dev.yaml")
+    frozen = small_eval_set(kbenv.root / "frozen.yaml", answerable=3, refused=3)
+    monkeypatch.setenv("QIUXUE__DATA_DIR", str(kbenv.cfg.data_path))
+    assert main(["--config", str(kbenv.cfg.root / "config.yaml"), "eval", "--served", "--set", str(dev),
+                 "--frozen", str(frozen), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    (report,) = eval_rows(kbenv)
+    assert report.version == version == printed["version"] and report.created_by == "qiuxue eval"
+    assert report.summary == printed and report.summary["sets"]["dev"]["questions"] == 12
+    assert report.summary["sets"]["frozen"]["questions"] == 6
+    # the stored numbers are what the evaluation measures on this version (latency aside)
+    shared = Answerer(kbenv.cfg, knowledge=kbenv.hub.dialogue.answerer.knowledge)  # no second index load
+    again = evaluate_served(kbenv.cfg, question_sets(kbenv.cfg, str(dev), str(frozen)), shared)
+    for name in ("dev", "frozen"):
+        for key in ("answered", "wrong_rate", "no_answer_recall", "no_answer_precision", "hit@1"):
+            assert again["sets"][name][key] == report.summary["sets"][name][key], (name, key)
+    page = kbenv.client.get("/console/insight").text
+    assert "Not evaluated yet" not in page and f'id="eval-version">{version}<' in page
+    for name in ("dev", "frozen"):
+        m = report.summary["sets"][name]
+        row = page.split(f'<tr data-set="{name}">', 1)[1].split("</tr>", 1)[0]
+        assert [percent(m[k]) in row for k in ("answered", "wrong_rate", "no_answer_recall")] == [True] * 3, row
+    # the report belongs to its version: another live version has none, until it is evaluated itself
+    token = csrf_of(kbenv.client.get("/console/kb").text)
+    older = next(v["version"] for v in KbAdmin(kbenv.cfg).status()["versions"]
+                 if v["status"] == "complete" and v["version"] != version)
+    kbenv.client.post("/console/kb/rollback", data={"csrf": token, "to": older})
+    page = kbenv.client.get("/console/insight").text
+    assert f'id="eval-version">{older}<' in page and "还没有评测 · Not evaluated yet" in page
+    # … from the console: "run eval" runs `qiuxue eval --served` (console.eval_set) with progress
+    token = csrf_of(page)
+    assert kbenv.agent.post("/console/insight/eval", data={"csrf": token}).status_code == 403
+    assert kbenv.client.post("/console/insight/eval", data={"csrf": token}).status_code == 303
+    deadline, seen = time.monotonic() + 120, []
+    while time.monotonic() < deadline:
+        seen.append(kbenv.client.get("/console/insight/eval/progress").json())
+        if not seen[-1]["running"]:
+            break
+        time.sleep(0.05)
+    assert seen[-1]["stage"] == "done" and seen[-1]["done"] == seen[-1]["total"] == 7, seen[-1]
+    latest = eval_rows(kbenv)[-1]
+    assert latest.version == older and latest.created_by.startswith("console:")
+    assert latest.summary["sets"]["dev"]["questions"] == 7 and "frozen" not in latest.summary["sets"]
+    page = kbenv.client.get("/console/insight").text
+    assert f'id="eval-version">{older}<' in page and "Not evaluated yet" not in page
+    kbenv.client.post("/console/kb/rollback", data={"csrf": token, "to": version})
+    assert 'data-set="frozen"' in kbenv.client.get("/console/insight").text  # the first report again

@@ -16,7 +16,9 @@ import bot.channels.wechat_token  # noqa: F401
 import bot.core.inbox  # noqa: F401
 import bot.core.outbox  # noqa: F401
 import bot.core.store  # noqa: F401
+import bot.eval_reports  # noqa: F401
 import bot.helpdesk.store  # noqa: F401
+import bot.staff_sessions  # noqa: F401
 import ingest.versions  # noqa: F401
 from common.db import Base, make_engine
 from common.migrate import HEAD, current, head, upgrade

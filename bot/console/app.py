@@ -31,12 +31,12 @@ Handler = Callable[[Request, Account], Awaitable[Response]]
 class Console:
     """What every console page needs: settings, the hub (and its helpdesk), accounts, auth, templates."""
 
-    def __init__(self, cfg: Settings, hub: Hub, key: bytes | None = None) -> None:
+    def __init__(self, cfg: Settings, hub: Hub) -> None:
         self.cfg, self.hub = cfg, hub
         self.sessions = hub.sessions
         self.helpdesk = hub.helpdesk
         self.accounts = Accounts(cfg, hub.sessions)
-        self.auth = Auth(cfg, self.accounts, key)
+        self.auth = Auth(cfg, self.accounts)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.pages: list[Route] = []
 
@@ -45,22 +45,22 @@ class Console:
 
     def render(self, request: Request, template: str, account: Account | None, status: int = 200,
                **context: Any) -> Response:
-        session = self.auth.session(request)
+        visit = self.auth.session(request)
         response = self.templates.TemplateResponse(request, template, {
-            "account": account, "csrf": session["csrf"], "nonce": secrets.token_hex(8),
+            "account": account, "csrf": visit.csrf, "nonce": secrets.token_hex(8),
             "poll_ms": int(self.cfg.console.poll_seconds * 1000), **context}, status_code=status)
-        if "u" not in session:  # an anonymous visitor gets the session that carries the login form's token
-            self.auth.save(request, response, session)
+        if visit.new:  # a first-time visitor gets the token that carries the login form's CSRF token
+            self.auth.save(request, response, visit)
         return response
 
     def audit(self, request: Request, account: Account, action: str, target: str = "", detail: str = "") -> None:
         self.accounts.audit(account.name, action, target, detail, address(request))
 
 
-def routes(cfg: Settings, hub: Hub, key: bytes | None = None) -> list[BaseRoute]:
+def routes(cfg: Settings, hub: Hub) -> list[BaseRoute]:
     from bot.console import admin_pages, inbox, insight, kb_pages, login
 
-    console = Console(cfg, hub, key)
+    console = Console(cfg, hub)
     public = login.register(console)
     inbox.register(console)
     admin_pages.register(console)

@@ -1,8 +1,9 @@
 """Console sessions, CSRF and login throttling.
 
-- The session is a signed cookie (HMAC-SHA256 over JSON; key from `QIUXUE_CONSOLE_SECRET`, else a random
-  one per process): HTTP-only, SameSite=Lax, `Secure` over https (or always/never, `console.secure_cookie`),
-  expiring after `console.session_hours`. It holds the account name and the session's CSRF token.
+- The session lives in the database (`bot.staff_sessions`): the cookie holds only a random token, HTTP-only,
+  SameSite=Lax, `Secure` over https (or always/never, `console.secure_cookie`), for `console.session_hours`.
+  Every process sharing the database accepts it; logout deletes the row, so a copied cookie dies with it.
+  The CSRF token is derived from the cookie's token; a login always starts a new token.
 - Every console route is wrapped by `guarded(role)`: no valid login → 303 to the login page (GET) or 401
   (anything else); an agent on an admin route → 403; a POST without the session's CSRF token → 403.
   The account is re-read on every request, so a disabled account stops at once.
@@ -11,16 +12,12 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import json
-import logging
-import os
-import secrets
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -28,44 +25,26 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from bot.accounts import Account, Accounts, Role
+from bot.staff_sessions import SessionStore, csrf_of, new_token, plausible
 from common.settings import Settings
 
-log = logging.getLogger(__name__)
 COOKIE = "qiuxue_console"
-SECRET_ENV = "QIUXUE_CONSOLE_SECRET"
 LOGIN_PATH = "/console/login"
 Handler = Callable[[Request, Account], Awaitable[Response]]
 
 
-class Signer:
-    def __init__(self, key: bytes) -> None:
-        self.key = key
+@dataclass
+class Visit:
+    """This request's session: the cookie's token, the account it is logged in as (if any), whether the
+    token is new (the response must set the cookie)."""
 
-    def sign(self, data: dict[str, Any]) -> str:
-        body = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
-        return f"{body}.{self._mac(body)}"
+    token: str
+    name: str | None
+    new: bool = False
 
-    def unsign(self, value: str) -> dict[str, Any] | None:
-        body, _, mac = value.partition(".")
-        if not body or not hmac.compare_digest(mac, self._mac(body)):
-            return None
-        try:
-            data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
-
-    def _mac(self, body: str) -> str:
-        return hmac.new(self.key, body.encode(), hashlib.sha256).hexdigest()
-
-
-def secret_key() -> bytes:
-    value = os.environ.get(SECRET_ENV, "")
-    if value:
-        return value.encode()
-    log.warning("%s is not set: console logins are signed with a random key and end when the server restarts",
-                SECRET_ENV)
-    return secrets.token_bytes(32)
+    @property
+    def csrf(self) -> str:
+        return csrf_of(self.token)
 
 
 class Throttle:
@@ -87,44 +66,50 @@ class Throttle:
 
 
 class Auth:
-    def __init__(self, cfg: Settings, accounts: Accounts, key: bytes | None = None) -> None:
+    def __init__(self, cfg: Settings, accounts: Accounts) -> None:
         self.cfg, self.accounts = cfg, accounts
-        self.signer = Signer(key or secret_key())
         self.max_age = int(cfg.console.session_hours * 3600)
+        self.store = SessionStore(accounts.sessions, timedelta(seconds=self.max_age))
         self.throttle = Throttle(cfg.console.login_attempts_per_minute)
 
     # -- the session cookie -------------------------------------------------------------------------
-    def session(self, request: Request) -> dict[str, Any]:
-        """The request's session (a new anonymous one with a fresh CSRF token if none or invalid)."""
+    def session(self, request: Request) -> Visit:
+        """The request's session (a new anonymous one if the cookie is missing or malformed)."""
         if "console_session" in request.scope:
             return request.scope["console_session"]
-        data = self.signer.unsign(request.cookies.get(COOKIE, ""))
-        if data is None or time.time() - float(data.get("t", 0)) > self.max_age:
-            data = {"csrf": secrets.token_urlsafe(24), "t": time.time()}
-        request.scope["console_session"] = data
-        return data
+        token = request.cookies.get(COOKIE, "")
+        visit = Visit(token, self.store.account_of(token)) if plausible(token) else Visit(new_token(), None, True)
+        request.scope["console_session"] = visit
+        return visit
 
-    def save(self, request: Request, response: Response, data: dict[str, Any]) -> Response:
+    def save(self, request: Request, response: Response, visit: Visit) -> Response:
         mode = self.cfg.console.secure_cookie
         secure = mode == "always" or (mode == "auto" and request.url.scheme == "https")
-        response.set_cookie(COOKIE, self.signer.sign(data), max_age=self.max_age, httponly=True, samesite="lax",
+        response.set_cookie(COOKIE, visit.token, max_age=self.max_age, httponly=True, samesite="lax",
                             secure=secure, path="/console")
         return response
 
     def log_in(self, request: Request, response: Response, account: Account) -> Response:
-        """A new session (new CSRF token) for the account: a session id from before the login is never kept."""
-        return self.save(request, response, {"u": account.name, "csrf": secrets.token_urlsafe(24), "t": time.time()})
+        """A new session (new token, new CSRF token): a token from before the login is never kept."""
+        visit = Visit(self.store.create(account.name, address(request)), account.name, True)
+        request.scope["console_session"] = visit
+        return self.save(request, response, visit)
 
     def log_out(self, request: Request, response: Response) -> Response:
-        return self.save(request, response, {"csrf": secrets.token_urlsafe(24), "t": time.time()})
+        """Delete the session's row (a copy of the cookie stops working too) and start an anonymous one."""
+        self.store.revoke(self.session(request).token)
+        visit = Visit(new_token(), None, True)
+        request.scope["console_session"] = visit
+        return self.save(request, response, visit)
 
     def account(self, request: Request) -> Account | None:
-        name = self.session(request).get("u")
-        return self.accounts.current(str(name)) if name else None
+        name = self.session(request).name
+        return self.accounts.current(name) if name else None
 
     def csrf_ok(self, request: Request, form: Any) -> bool:
         sent = str(form.get("csrf") or request.headers.get("x-csrf-token") or "")
-        return bool(sent) and hmac.compare_digest(sent, str(self.session(request)["csrf"]))
+        visit = self.session(request)
+        return bool(sent) and not visit.new and hmac.compare_digest(sent, visit.csrf)
 
     # -- the guard every console route goes through ---------------------------------------------------
     def guarded(self, role: Role, handler: Handler) -> Callable[[Request], Awaitable[Response]]:

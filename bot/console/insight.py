@@ -2,7 +2,9 @@
 
 The unanswered-question report of `qiuxue report` (`bot.helpdesk.admin`: no-answer questions, 👎 answers and
 hand-offs, clustered by similar question) with counts by region and by day (an inline SVG bar chart), 👍/👎
-per answer, and hand-off reasons.
+per answer, hand-off reasons, and the eval summary of the live index version (`bot.eval_reports`: the numbers
+of the newest `qiuxue eval` run on that very version, or "not evaluated yet"), with a "run eval" button
+that runs `qiuxue eval --served` in the background with a progress bar, like the refresh.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from bot.accounts import Account, Role
 from bot.core.store import Feedback, TranscriptLine
+from bot.eval_reports import EvalReports
+from bot.eval_runner import EvalRunner
 from bot.helpdesk.admin import cluster, gather
 from bot.helpdesk.store import Ticket
 from common.clock import utcnow
@@ -73,6 +77,10 @@ def days_of(sessions: sessionmaker, days: float) -> list[dict[str, Any]]:
 
 
 def register(console: Console) -> None:
+    reports = EvalReports(console.cfg)
+    runner = EvalRunner(console.cfg, console.cfg.console.eval_set, console.cfg.console.eval_frozen,
+                        knowledge=console.hub.dialogue.answerer.knowledge)
+
     async def insight(request: Request, account: Account) -> Response:
         try:
             days = min(max(int(request.query_params.get("days", "30")), 1), 365)
@@ -83,6 +91,17 @@ def register(console: Console) -> None:
         regions = Counter(i["region"] or "?" for i in items).most_common()
         return console.render(request, "insight.html", account, days=days, total=len(items), groups=groups[:30],
                               regions=regions, chart=chart(by_day(days_of(console.sessions, days), min(days, 60))),
-                              votes=votes(console.sessions, days), reasons=reasons(console.sessions, days))
+                              votes=votes(console.sessions, days), reasons=reasons(console.sessions, days),
+                              evaluation=reports.live(), job=runner.job.as_json() if runner.job else None)
+
+    async def run_eval(request: Request, account: Account) -> Response:
+        runner.start(f"console:{account.name}")
+        console.audit(request, account, "eval_run")
+        return RedirectResponse("/console/insight", status_code=303)
+
+    async def eval_progress(request: Request, account: Account) -> Response:
+        return JSONResponse(runner.job.as_json() if runner.job else {"running": False, "stage": "", "result": ""})
 
     console.page("/insight", insight, Role.ADMIN)
+    console.page("/insight/eval", run_eval, Role.ADMIN, methods=("POST",))
+    console.page("/insight/eval/progress", eval_progress, Role.ADMIN)
