@@ -19,7 +19,6 @@ import logging
 import os
 import secrets
 import time
-from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -28,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from bot.accounts import Account, Accounts, Role
+from bot.core.ratelimit import RateLimiter
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,22 +68,11 @@ def secret_key() -> bytes:
     return secrets.token_bytes(32)
 
 
-class Throttle:
-    """Sliding one-minute window of attempts per client address."""
+class Throttle(RateLimiter):
+    """Sliding one-minute window of attempts per client address (bounded: see `RateLimiter`)."""
 
     def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self.seen: dict[str, deque[float]] = defaultdict(deque)
-
-    def allow(self, address: str) -> bool:
-        now = time.monotonic()
-        window = self.seen[address]
-        while window and now - window[0] > 60:
-            window.popleft()
-        if len(window) >= self.per_minute:
-            return False
-        window.append(now)
-        return True
+        super().__init__(per_minute, 60.0)
 
 
 class Auth:
