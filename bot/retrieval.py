@@ -113,7 +113,8 @@ def snapshot_of(cfg: Config, live: KbVersion, tokenizer: Tokenizer, cache: Vecto
                 for p in dict.fromkeys([str(c.meta.get("question", "")), *c.meta.get("phrasings", [])]) if p]
     faq_texts = [p for _, p in faq_rows]
     faq_vectors = cache.embed_queries(embedder, faq_texts)
-    query_vectors = QueryVectors(embedder.embed_queries, cfg.retrieval.query_cache_size, faq_texts, faq_vectors)
+    query_vectors = QueryVectors(lambda texts: embedder.embed_queries(texts), cfg.retrieval.query_cache_size,
+                                 faq_texts, faq_vectors)  # late-bound: a profiler may wrap embed_queries
     titles = {c.doc_id: {"title": c.meta.get("title", c.doc_id), "title_en": c.meta.get("title_en", ""),
                          "region": c.meta.get("region", ""), "sources": c.meta.get("sources", [])}
               for c in chunks}

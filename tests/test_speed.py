@@ -89,16 +89,22 @@ def test_console_throttle_is_bounded_too() -> None:
     assert isinstance(throttle, RateLimiter) and throttle.window == 60.0 and throttle.max_keys > 0
 
 
-def test_in_memory_dense_search_matches_chroma(answerer) -> None:  # type: ignore[no-untyped-def]
+def test_in_memory_dense_search_matches_chroma(answerer, kb_cfg) -> None:  # type: ignore[no-untyped-def]
     """The matrix ranking equals the Chroma collection's own query (same ids, same similarities)."""
+    from common.db import open_database
+    from ingest import index as kb_index
+    from ingest.versions import live_version
+
     snap = answerer.knowledge.current()
+    live = live_version(open_database(kb_cfg))
+    collection = kb_index.open_collection(kb_index.chroma_client(kb_cfg), live.collection, snap.embedder)
     regions = {str(c.meta.get("region")) for c in snap.chunks}
     for question in ("广东求学圆梦补贴多少钱", "报名需要什么材料", "how do I apply"):
         vec = snap.embedder.embed_queries([question])[0]
         for allowed in (None, {"全国"}, regions):
             mine = dense_search(snap, vec, allowed, 20)
             where = {"region": {"$in": sorted(allowed)}} if allowed else None
-            got = snap.collection.query(query_embeddings=[vec], n_results=min(20, len(snap.chunks)),
+            got = collection.query(query_embeddings=[vec], n_results=min(20, len(snap.chunks)),
                                         where=where, include=["distances"])
             assert [snap.chunks[i].chunk_id for i, _ in mine] == got["ids"][0]
             assert np.allclose([s for _, s in mine], [1 - d for d in got["distances"][0]], atol=1e-5)
@@ -120,3 +126,36 @@ def test_vectorised_faq_and_bm25_search_match_the_plain_loops(answerer) -> None:
         plain[~mask] = -np.inf
         expected = [(int(i), float(plain[i])) for i in np.argsort(-plain, kind="stable")[:20] if plain[i] > 0]
         assert bm25_search(snap, tokens, allowed, 20) == expected
+
+
+def test_served_copy_round_trip_and_refusals(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ingest import index_copy
+    from ingest.stored import StoredChunk
+
+    chunks = [StoredChunk("a#0", "广东 补贴", {"doc_id": "a", "region": "广东", "sources": ["x"]}),
+              StoredChunk("b#0", "报名", {"doc_id": "b", "region": "全国"})]
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    assert index_copy.load(tmp_path, "v1", "kb_v1", "m") is None  # no copy yet
+    index_copy.save(tmp_path, "v1", "kb_v1", "m", chunks, vectors)
+    got = index_copy.load(tmp_path, "v1", "kb_v1", "m")
+    assert got is not None and got[0] == chunks and got[1].tolist() == vectors.tolist()
+    assert index_copy.load(tmp_path, "v1", "kb_other", "m") is None  # another collection: read Chroma
+    assert index_copy.load(tmp_path, "v1", "kb_v1", "other-model") is None
+    index_copy.copy_path(tmp_path, "v1").write_bytes(b"torn")
+    assert index_copy.load(tmp_path, "v1", "kb_v1", "m") is None
+    for k in range(index_copy.KEEP + 3):
+        index_copy.save(tmp_path, f"w{k}", "c", "m", chunks, vectors)
+    assert len(list(tmp_path.glob("*.npz"))) == index_copy.KEEP
+
+
+def test_a_bot_serves_from_the_copy_without_chroma(answerer, kb_cfg) -> None:  # type: ignore[no-untyped-def]
+    """The first load saved the copy; a second load reads it (no collection) and answers the same."""
+    from bot.retrieval import load_snapshot
+    from ingest.vector_cache import VectorCache
+
+    first = answerer.knowledge.current()
+    assert (kb_cfg.data_path / "served" / f"{first.version}.npz").is_file()
+    again = load_snapshot(kb_cfg, answerer.tokenizer, VectorCache(kb_cfg.data_path / "cache"))
+    assert again is not None and again.collection is None
+    assert [c.chunk_id for c in again.chunks] == [c.chunk_id for c in first.chunks]
+    assert np.array_equal(again.vectors, first.vectors)
