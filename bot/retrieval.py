@@ -168,7 +168,10 @@ class LiveKnowledge:
                 self._snapshot = None
             elif self._snapshot is None or self._snapshot.version != live.version:
                 log.info("loading index version %s", live.version)
-                self._snapshot = load_snapshot(self.cfg, self.tokenizer, self._cache, self._embedder)
+                snap = load_snapshot(self.cfg, self.tokenizer, self._cache, self._embedder)
+                if snap is not None:  # warm the model (its pages, its threads) before a worker waits on it
+                    snap.query_vector(self.cfg.index.probe_query)
+                self._snapshot = snap
         return self._snapshot
 
 
