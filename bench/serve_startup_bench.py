@@ -45,7 +45,7 @@ def child_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_run(env: dict[str, str], src: Path, timeout: float = 120.0) -> dict[str, float]:
+def one_run(env: dict[str, str], src: Path, timeout: float) -> dict[str, float]:
     port = free_port()
     env = {**env, "QIUXUE__SERVER__PORT": str(port)}
     base = f"http://127.0.0.1:{port}"
@@ -91,6 +91,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--data-dir", type=Path, help="a data_dir with a live index (default: a fresh temporary one)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds a run may take")
     parser.add_argument("--src", type=Path, default=ROOT, help="the code to start (e.g. an export of main)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -101,7 +102,7 @@ def main() -> int:
                "QIUXUE__SERVER__CHANNELS": '["web"]', "NO_PROXY": "127.0.0.1,localhost"}
         if args.data_dir is None:
             ingested_data_dir(data, env, src, ROOT / "data" / "cache")
-        runs = [one_run(env, src) for _ in range(args.runs)]
+        runs = [one_run(env, src, args.timeout) for _ in range(args.runs)]
     result = {"runs": runs, "median_healthz_s": statistics.median(r["healthz_s"] for r in runs),
               "median_first_answer_s": statistics.median(r["first_answer_s"] for r in runs),
               "median_cpu_s": statistics.median(r["cpu_s"] for r in runs), "load_average_1min": os.getloadavg()[0]}

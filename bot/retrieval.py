@@ -107,7 +107,10 @@ def snapshot_of(cfg: Config, live: KbVersion, tokenizer: Tokenizer, cache: Vecto
         index_copy.save(served, live.version, live.collection, live.embedder, chunks, vectors)
     else:
         chunks, vectors = copy
-    corpus = [tokenizer.tokens(c.search_text) for c in chunks]
+    corpus = index_copy.load_tokens(served, live.version, tokenizer.fingerprint, len(chunks))
+    if corpus is None:
+        corpus = [tokenizer.tokens(c.search_text) for c in chunks]
+        index_copy.save_tokens(served, live.version, tokenizer.fingerprint, corpus)
     bm25 = Bm25Index(corpus) if chunks else None
     faq_rows = [(i, p) for i, c in enumerate(chunks) if c.meta.get("kind") == "faq"
                 for p in dict.fromkeys([str(c.meta.get("question", "")), *c.meta.get("phrasings", [])]) if p]

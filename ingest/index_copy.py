@@ -3,7 +3,8 @@
 A version's collection never changes once built (a refresh builds a new version beside it), so the
 first process that reads a version from Chroma — the smoke check of `qiuxue ingest`, or a bot — saves
 what it read as `<data_dir>/served/<version>.npz` (vectors as float32, chunks as JSON), written to a
-temporary name and renamed. A bot starting later, or switching to that version, loads the file: no
+temporary name and renamed, and beside it the chunks' search tokens for BM25 (keyed by the tokenizer's
+fingerprint: a changed user dictionary tokenises afresh). A bot starting later, or switching to that version, loads the file: no
 Chroma import, no Chroma round trip. Chroma stays the store: a missing or unreadable copy (or one
 for another collection or embedder) is simply read from Chroma again. The newest `KEEP` copies are kept.
 """
@@ -45,6 +46,33 @@ def load(directory: Path, version: str, collection: str, embedder: str) -> tuple
         return None
     chunks = [StoredChunk(cid, text, meta) for cid, text, meta in rows]
     return (chunks, vectors) if len(chunks) == len(vectors) else None
+
+
+def tokens_path(directory: Path, version: str, tokenizer: str) -> Path:
+    return directory / f"{version}.tokens-{tokenizer}.json"
+
+
+def load_tokens(directory: Path, version: str, tokenizer: str, count: int) -> list[list[str]] | None:
+    """The chunks' search tokens saved for this version and tokenizer fingerprint, or None."""
+    try:
+        tokens = json.loads(tokens_path(directory, version, tokenizer).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return tokens if isinstance(tokens, list) and len(tokens) == count else None
+
+
+def save_tokens(directory: Path, version: str, tokenizer: str, tokens: list[list[str]]) -> None:
+    """Save the chunks' search tokens (atomically); never fails the caller."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f".{version}.{os.getpid()}.tokens.tmp"
+        tmp.write_text(json.dumps(tokens, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, tokens_path(directory, version, tokenizer))
+        for old in sorted((p for p in directory.glob("*.json") if not p.name.startswith(".")),
+                          key=lambda p: p.stat().st_mtime, reverse=True)[KEEP:]:
+            old.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not save the tokens of %s: %s", version, exc)
 
 
 def save(directory: Path, version: str, collection: str, embedder: str, chunks: list[StoredChunk],

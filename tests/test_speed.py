@@ -146,6 +146,11 @@ def test_served_copy_round_trip_and_refusals(tmp_path) -> None:  # type: ignore[
     for k in range(index_copy.KEEP + 3):
         index_copy.save(tmp_path, f"w{k}", "c", "m", chunks, vectors)
     assert len(list(tmp_path.glob("*.npz"))) == index_copy.KEEP
+    tokens = [["广东", "补贴"], ["报名"]]
+    index_copy.save_tokens(tmp_path, "v1", "tok1", tokens)
+    assert index_copy.load_tokens(tmp_path, "v1", "tok1", 2) == tokens
+    assert index_copy.load_tokens(tmp_path, "v1", "tok2", 2) is None  # another dictionary: tokenise afresh
+    assert index_copy.load_tokens(tmp_path, "v1", "tok1", 3) is None  # not these chunks
 
 
 def test_a_bot_serves_from_the_copy_without_chroma(answerer, kb_cfg) -> None:  # type: ignore[no-untyped-def]
@@ -159,3 +164,6 @@ def test_a_bot_serves_from_the_copy_without_chroma(answerer, kb_cfg) -> None:  #
     assert again is not None and again.collection is None
     assert [c.chunk_id for c in again.chunks] == [c.chunk_id for c in first.chunks]
     assert np.array_equal(again.vectors, first.vectors)
+    assert again.vocabulary == first.vocabulary  # BM25 from the saved tokens
+    question = answerer.tokenizer.tokens("广东补贴多少钱")
+    assert again.bm25.scores(question).tolist() == first.bm25.scores(question).tolist()
