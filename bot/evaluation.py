@@ -64,6 +64,7 @@ def load_items(path: Path) -> list[EvalItem]:
 def run(answerer: Answerer, items: list[EvalItem], mode: str, warmup: int = 10) -> list[Outcome]:
     for item in items[:warmup]:
         answerer.respond(answerer.retrieve(item.question, item.region, mode))
+    answerer.clear_caches()  # each mode's latency embeds every question afresh (not the last mode's cache)
     outcomes = []
     for item in items:
         start = time.perf_counter()
