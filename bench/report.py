@@ -32,3 +32,18 @@ def timed_threads(target: Callable[[int], None], count: int) -> float:
     for th in threads:
         th.join()
     return time.perf_counter() - started
+
+
+def ingested_data_dir(target: Path, env: dict[str, str], src: Path, seed_cache: Path | None = None) -> None:
+    """An index of the shipped knowledge base in data_dir `target` (`env` points QIUXUE__DATA_DIR there).
+
+    The vector cache of `seed_cache` (a data_dir's `cache/`, e.g. ./data/cache) is copied in first, so
+    passages embedded before cost no model time."""
+    import shutil
+    import subprocess
+    import sys
+
+    if seed_cache is not None and seed_cache.is_dir():
+        shutil.copytree(seed_cache, target / "cache", dirs_exist_ok=True)
+    subprocess.run([sys.executable, "-m", "bot.cli", "ingest", "--by", "bench"], env=env, cwd=src, check=True,
+                   stdout=subprocess.DEVNULL)

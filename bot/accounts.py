@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -32,8 +33,13 @@ from common.settings import Settings
 STAFF_PREFIX = "console:"  # a console user's staff identity on tickets: console:NAME
 MIN_PASSWORD = 10
 _HASHER = PasswordHasher()
-# verified against when the name is unknown, so a wrong name costs as long as a wrong password
-_DUMMY_HASH = _HASHER.hash("not-a-password-of-anyone")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the name is unknown, so a wrong name costs as long as a wrong password;
+    made on first use, not at import (it costs a hash: start-up time)."""
+    return _HASHER.hash("not-a-password-of-anyone")
 
 
 class Role(StrEnum):
@@ -147,7 +153,7 @@ class Accounts:
         now = utcnow()
         user = s.scalars(select(StaffUser).where(StaffUser.name == name[:64])).first()
         if user is None or not user.active:
-            _check(_DUMMY_HASH, password)
+            _check(_dummy_hash(), password)
             self._audit(s, "-", "login_failed", f"user:{clean_text(name)[:100]}", "unknown name", address)
             return LoginRefused("wrong name or password")
         if user.locked_until is not None and aware(user.locked_until) > now:

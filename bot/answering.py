@@ -28,7 +28,7 @@ from bot.retrieval import Hit, LiveKnowledge, Snapshot, search
 from bot.text import Tokenizer, detect_language
 from common.settings import Config
 from ingest.embedders import Embedder
-from ingest.index import StoredChunk
+from ingest.stored import StoredChunk
 
 ANSWER, NO_ANSWER = "answer", "no_answer"
 READABLE = re.compile(r"[\w\u3400-\u9fff]")
@@ -200,6 +200,12 @@ class Answerer:
         answer.latency_ms = (time.perf_counter() - start) * 1000
         return answer
 
+    def clear_caches(self) -> None:
+        """Forget the query embeddings seen so far (benchmarks measure questions afresh)."""
+        snap = self.knowledge.current()
+        if snap is not None and snap.query_vectors is not None:
+            snap.query_vectors.clear()
+
     def retrieve(self, question: str, context_region: str | None = None, mode: str = "hybrid",
                  query_vec: Any = None) -> Retrieval:
         """Everything the decision needs: places, FAQ match, ranked passages, vocabulary coverage."""
@@ -219,7 +225,7 @@ class Answerer:
             return Retrieval(question, lang, snap, places,
                              refusal=("not_covered", {"place": "、".join(places.uncovered)}))
         tokens = self.tokenizer.tokens(text)
-        qvec = query_vec if query_vec is not None or mode == "bm25" else snap.embedder.embed_queries([text])[0]
+        qvec = query_vec if query_vec is not None or mode == "bm25" else snap.query_vector(text)
         own = snap.covered.get(places.region, set()) if places.region else set()
         rc = self.cfg.retrieval
         weights = (float(rc.weights.bm25), rc.weights.dense, rc.weights.faq)

@@ -72,6 +72,7 @@ def run(answerer: Answerer, items: list[EvalItem], mode: str, warmup: int = 10,
         on_each: Callable[[], None] | None = None) -> list[Outcome]:
     for item in items[:warmup]:
         answerer.respond(answerer.retrieve(item.question, item.region, mode))
+    answerer.clear_caches()  # each mode's latency embeds every question afresh (not the last mode's cache)
     outcomes = []
     for item in items:
         start = time.perf_counter()

@@ -12,7 +12,7 @@ import os
 import re
 
 from common.settings import Config
-from ingest.index import StoredChunk
+from ingest.stored import StoredChunk
 
 log = logging.getLogger(__name__)
 CITATION = re.compile(r"\[(\d+)\]")

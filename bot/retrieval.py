@@ -3,6 +3,11 @@
 `LiveKnowledge` holds a loaded snapshot of the live version and swaps in a new one, without a
 restart, when `qiuxue ingest` or `qiuxue kb rollback` moves the live pointer. FAQ phrasings are
 ranked as a third list, so a curated answer wins when a worker's wording is close to one of them.
+
+Chroma is the store; a question never queries it. A snapshot holds the version's chunk vectors as a
+matrix (read once at load) and ranks them exactly (cosine = dot product of normalised vectors, as
+the collection's cosine space: Chroma's distance is 1 − this), plus a BM25 inverted index, region
+codes for the place filter, and the query-vector cache (`bot/query_vectors.py`).
 """
 
 from __future__ import annotations
@@ -14,15 +19,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-from rank_bm25 import BM25Okapi
 
+from bot.lexical import Bm25Index
+from bot.query_vectors import QueryVectors
 from bot.regions import NATIONAL
 from bot.text import Tokenizer
 from common.db import open_database
 from common.settings import Config
-from ingest import index as kb_index
+from ingest import index_copy
 from ingest.embedders import Embedder, embedder_from_name
-from ingest.index import StoredChunk
+from ingest.stored import StoredChunk
 from ingest.vector_cache import VectorCache
 from ingest.versions import KbVersion, live_version
 
@@ -41,19 +47,44 @@ class Hit:
 
 @dataclass
 class Snapshot:
-    """One index version, loaded: chunks, BM25, the Chroma collection and FAQ phrasing vectors."""
+    """One index version, loaded: chunks and their vectors, BM25, the FAQ phrasing vectors."""
 
     version: str
     embedder: Embedder
     chunks: list[StoredChunk]
-    collection: object
-    bm25: BM25Okapi | None
+    collection: object  # the Chroma collection if this process read it (None: loaded from the served copy)
+    bm25: Bm25Index | None
     vocabulary: set[str]
     faq_rows: list[tuple[int, str]]  # (chunk index, phrasing)
     faq_vectors: np.ndarray
     # place → the document regions that state its rules (广州 → {广州}; 青岛 → {山东} via `covers`)
     covered: dict[str, set[str]] = field(default_factory=dict)
     titles: dict[str, dict] = field(default_factory=dict)
+    vectors: np.ndarray | None = None  # chunk vectors, row i = chunks[i] (L2-normalised)
+    query_vectors: QueryVectors | None = None
+    region_names: dict[str, int] = field(init=False)  # region → code
+    region_codes: np.ndarray = field(init=False)  # chunk i's region code
+    faq_chunk_of: np.ndarray = field(init=False)  # chunk index of each FAQ phrasing row
+
+    def __post_init__(self) -> None:
+        self.region_names = {}
+        self.region_codes = np.array([self.region_names.setdefault(str(c.meta.get("region", NATIONAL)),
+                                                                   len(self.region_names)) for c in self.chunks],
+                                     dtype=np.int32)
+        self.faq_chunk_of = np.array([i for i, _ in self.faq_rows], dtype=np.intp)
+
+    def query_vector(self, text: str) -> np.ndarray:
+        """The question's embedding: cached or seeded if this text was embedded before."""
+        if self.query_vectors is None:
+            return self.embedder.embed_queries([text])[0]
+        return self.query_vectors.get(text)
+
+    def allowed_mask(self, allowed: set[str] | None) -> np.ndarray:
+        """Which chunks lie in the `allowed` regions (None: all)."""
+        if allowed is None:
+            return np.ones(len(self.chunks), dtype=bool)
+        wanted = [self.region_names[r] for r in allowed if r in self.region_names]
+        return np.isin(self.region_codes, wanted)
 
 
 def load_snapshot(cfg: Config, tokenizer: Tokenizer, cache: VectorCache,
@@ -65,16 +96,28 @@ def load_snapshot(cfg: Config, tokenizer: Tokenizer, cache: VectorCache,
 def snapshot_of(cfg: Config, live: KbVersion, tokenizer: Tokenizer, cache: VectorCache,
                 embedder: Embedder | None = None) -> Snapshot:
     """One version (live, or a candidate being smoke-checked), loaded as the bot serves it."""
-    embedder = embedder or embedder_from_name(live.embedder)
+    embedder = embedder or embedder_from_name(live.embedder, threads=cfg.embedding.query_threads)
     if embedder.name != live.embedder:
         raise RuntimeError(f"index {live.version} was built with {live.embedder}, not {embedder.name}")
-    collection = kb_index.open_collection(kb_index.chroma_client(cfg), live.collection, embedder)
-    chunks, _ = kb_index.read_chunks(collection)
-    corpus = [tokenizer.tokens(c.search_text) for c in chunks]
-    bm25 = BM25Okapi(corpus) if chunks else None
+    served = cfg.data_path / "served"
+    copy = index_copy.load(served, live.version, live.collection, live.embedder)
+    collection = None
+    if copy is None:
+        collection, chunks, vectors = _read_index(cfg, live, embedder)
+        index_copy.save(served, live.version, live.collection, live.embedder, chunks, vectors)
+    else:
+        chunks, vectors = copy
+    corpus = index_copy.load_tokens(served, live.version, tokenizer.fingerprint, len(chunks))
+    if corpus is None:
+        corpus = [tokenizer.tokens(c.search_text) for c in chunks]
+        index_copy.save_tokens(served, live.version, tokenizer.fingerprint, corpus)
+    bm25 = Bm25Index(corpus) if chunks else None
     faq_rows = [(i, p) for i, c in enumerate(chunks) if c.meta.get("kind") == "faq"
                 for p in dict.fromkeys([str(c.meta.get("question", "")), *c.meta.get("phrasings", [])]) if p]
-    faq_vectors = cache.embed_queries(embedder, [p for _, p in faq_rows])
+    faq_texts = [p for _, p in faq_rows]
+    faq_vectors = cache.embed_queries(embedder, faq_texts)
+    query_vectors = QueryVectors(lambda texts: embedder.embed_queries(texts), cfg.retrieval.query_cache_size,
+                                 faq_texts, faq_vectors)  # late-bound: a profiler may wrap embed_queries
     titles = {c.doc_id: {"title": c.meta.get("title", c.doc_id), "title_en": c.meta.get("title_en", ""),
                          "region": c.meta.get("region", ""), "sources": c.meta.get("sources", [])}
               for c in chunks}
@@ -85,7 +128,24 @@ def snapshot_of(cfg: Config, live: KbVersion, tokenizer: Tokenizer, cache: Vecto
             for place in (region, *c.meta.get("covers", [])):
                 covered.setdefault(str(place), set()).add(region)
     return Snapshot(live.version, embedder, chunks, collection, bm25, {t for doc in corpus for t in doc},
-                    faq_rows, faq_vectors, covered, titles)
+                    faq_rows, faq_vectors, covered, titles, _unit_rows(vectors), query_vectors)
+
+
+def _read_index(cfg: Config, live: KbVersion, embedder: Embedder) -> tuple[object, list[StoredChunk], np.ndarray]:
+    """The version's collection, chunks and vectors, read from Chroma."""
+    from ingest import index as kb_index  # lazy: importing chromadb is most of a bot's start-up
+
+    collection = kb_index.open_collection(kb_index.chroma_client(cfg), live.collection, embedder)
+    chunks, vectors = kb_index.read_chunks(collection, with_vectors=True)
+    return collection, chunks, vectors if vectors is not None else np.zeros((0, embedder.dim), np.float32)
+
+
+def _unit_rows(vectors: np.ndarray | None) -> np.ndarray | None:
+    """Rows scaled to length 1 (the stored vectors already are; this guards against drift)."""
+    if vectors is None or not len(vectors):
+        return vectors
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 class LiveKnowledge:
@@ -111,34 +171,43 @@ class LiveKnowledge:
                 self._snapshot = None
             elif self._snapshot is None or self._snapshot.version != live.version:
                 log.info("loading index version %s", live.version)
-                self._snapshot = load_snapshot(self.cfg, self.tokenizer, self._cache, self._embedder)
+                snap = load_snapshot(self.cfg, self.tokenizer, self._cache, self._embedder)
+                if snap is not None:  # warm the model (its pages, its threads) before a worker waits on it
+                    snap.query_vector(self.cfg.index.probe_query)
+                self._snapshot = snap
         return self._snapshot
 
 
-def _allowed_mask(chunks: list[StoredChunk], allowed: set[str] | None) -> np.ndarray:
-    if allowed is None:
-        return np.ones(len(chunks), dtype=bool)
-    return np.array([str(c.meta.get("region", NATIONAL)) in allowed for c in chunks], dtype=bool)
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first (ties: lower index first, as a stable sort)."""
+    if k < len(scores):
+        part = np.argpartition(-scores, k - 1)[:k]
+        cut = scores[part].min()
+        candidates = np.flatnonzero(scores >= cut)  # every tie at the cut, so the order is exact
+        return candidates[np.argsort(-scores[candidates], kind="stable")][:k]
+    return np.argsort(-scores, kind="stable")[:k]
 
 
 def bm25_search(snap: Snapshot, tokens: list[str], allowed: set[str] | None, k: int) -> list[tuple[int, float]]:
     if snap.bm25 is None or not tokens:
         return []
-    scores = snap.bm25.get_scores(tokens)
-    scores[~_allowed_mask(snap.chunks, allowed)] = -np.inf
-    order = np.argsort(-scores)[:k]
+    scores = snap.bm25.scores(tokens)
+    scores[~snap.allowed_mask(allowed)] = -np.inf
+    order = _top(scores, k)
     return [(int(i), float(scores[i])) for i in order if scores[i] > 0]
 
 
 def dense_search(snap: Snapshot, query_vec: np.ndarray, allowed: set[str] | None, k: int) -> list[tuple[int, float]]:
-    if not snap.chunks:
+    """The k chunks closest to the query (cosine similarity) within the allowed regions, exactly."""
+    if not snap.chunks or snap.vectors is None:
         return []
-    where = {"region": {"$in": sorted(allowed)}} if allowed else None
-    got = snap.collection.query(query_embeddings=[query_vec], n_results=min(k, len(snap.chunks)),  # type: ignore[attr-defined]
-                                where=where, include=["distances"])
-    index = {c.chunk_id: i for i, c in enumerate(snap.chunks)}
-    return [(index[cid], 1.0 - float(dist)) for cid, dist in zip(got["ids"][0], got["distances"][0], strict=True)
-            if cid in index]
+    mask = snap.allowed_mask(allowed) if allowed else np.ones(len(snap.chunks), dtype=bool)
+    rows = np.flatnonzero(mask)
+    if not len(rows):
+        return []
+    sims = snap.vectors[rows] @ np.asarray(query_vec, dtype=np.float32)
+    order = _top(sims, min(k, len(rows)))
+    return [(int(rows[j]), float(sims[j])) for j in order]
 
 
 def fuse(ranked_lists: Iterable[tuple[list[tuple[int, float]], float]], rrf_k: int) -> dict[int, float]:
@@ -159,12 +228,14 @@ def faq_search(snap: Snapshot, query_vec: np.ndarray, allowed: set[str] | None, 
     if not snap.faq_rows:
         return []
     sims = snap.faq_vectors @ query_vec
-    regions = allowed if allowed is not None else {NATIONAL}
-    best: dict[int, float] = {}
-    for row, (i, _) in enumerate(snap.faq_rows):
-        if str(snap.chunks[i].meta.get("region", NATIONAL)) in regions and sims[row] > best.get(i, -1.0):
-            best[i] = float(sims[row])
-    return sorted(best.items(), key=lambda kv: -kv[1])[:k]
+    chunk_of = snap.faq_chunk_of
+    rows = np.flatnonzero(snap.allowed_mask(allowed if allowed is not None else {NATIONAL})[chunk_of])
+    if not len(rows):
+        return []
+    by_sim = rows[np.argsort(-sims[rows], kind="stable")]  # best phrasing first
+    _, first = np.unique(chunk_of[by_sim], return_index=True)  # each chunk's best phrasing
+    best = by_sim[np.sort(first)][:k]
+    return [(int(chunk_of[row]), float(sims[row])) for row in best]
 
 
 def search(snap: Snapshot, tokens: list[str], query_vec: np.ndarray | None, allowed: set[str] | None,

@@ -5,6 +5,7 @@ The user dictionary, synonym groups and stopwords are data in `knowledge/diction
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import unicodedata
@@ -37,6 +38,11 @@ class Tokenizer:
     """jieba with the project's user dictionary; synonyms folded to their group's first word."""
 
     def __init__(self, dictionary_dir: Path) -> None:
+        digest = hashlib.sha256(jieba.__version__.encode())
+        for name in ("userdict.txt", "synonyms.yaml", "stopwords.txt"):
+            path = dictionary_dir / name
+            digest.update(name.encode() + (path.read_bytes() if path.exists() else b"-"))
+        self.fingerprint = digest.hexdigest()[:16]  # same fingerprint, same tokens for the same text
         self._jieba = jieba.Tokenizer()
         userdict = dictionary_dir / "userdict.txt"
         if userdict.exists():

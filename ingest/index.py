@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import chromadb
@@ -22,8 +21,10 @@ from chromadb.config import Settings
 from common.settings import Config
 from ingest.documents import Chunk
 from ingest.embedders import Embedder, embedder_from_name
+from ingest.stored import LIST_KEYS, StoredChunk, from_chroma_meta
 
-LIST_KEYS = ("sources", "docs", "phrasings", "covers")  # list metadata, stored as JSON strings
+__all__ = ["LIST_KEYS", "StoredChunk", "add_chunks", "chroma_client", "collection_name", "create_collection",
+           "drop_collection", "from_chroma_meta", "open_collection", "read_chunks", "to_chroma_meta"]
 SCALAR_TYPES = (str, int, float, bool)
 
 
@@ -98,17 +99,6 @@ def to_chroma_meta(chunk: Chunk) -> dict[str, Any]:
     return meta
 
 
-def from_chroma_meta(meta: dict[str, Any]) -> dict[str, Any]:
-    out = dict(meta)
-    for key in LIST_KEYS:
-        if isinstance(out.get(key), str):
-            try:
-                out[key] = json.loads(out[key])
-            except json.JSONDecodeError:
-                out[key] = [out[key]]
-    return out
-
-
 def add_chunks(collection: Collection, chunks: list[Chunk], vectors: np.ndarray, batch: int = 500) -> None:
     for start in range(0, len(chunks), batch):
         part = chunks[start:start + batch]
@@ -118,23 +108,6 @@ def add_chunks(collection: Collection, chunks: list[Chunk], vectors: np.ndarray,
             metadatas=[to_chroma_meta(c) for c in part],
             embeddings=vectors[start:start + batch],
         )
-
-
-@dataclass
-class StoredChunk:
-    """A chunk as read back from the index."""
-
-    chunk_id: str
-    search_text: str
-    meta: dict[str, Any]
-
-    @property
-    def doc_id(self) -> str:
-        return str(self.meta.get("doc_id", ""))
-
-    @property
-    def text(self) -> str:
-        return str(self.meta.get("text", ""))
 
 
 def read_chunks(collection: Collection, where: dict[str, Any] | None = None,

@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import hmac
-import time
-from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from bot.accounts import Account, Accounts, Role
+from bot.core.ratelimit import RateLimiter
 from bot.staff_sessions import SessionStore, csrf_of, new_token, plausible
 from common.settings import Settings
 
@@ -47,22 +46,11 @@ class Visit:
         return csrf_of(self.token)
 
 
-class Throttle:
-    """Sliding one-minute window of attempts per client address."""
+class Throttle(RateLimiter):
+    """Sliding one-minute window of attempts per client address (bounded: see `RateLimiter`)."""
 
     def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self.seen: dict[str, deque[float]] = defaultdict(deque)
-
-    def allow(self, address: str) -> bool:
-        now = time.monotonic()
-        window = self.seen[address]
-        while window and now - window[0] > 60:
-            window.popleft()
-        if len(window) >= self.per_minute:
-            return False
-        window.append(now)
-        return True
+        super().__init__(per_minute, 60.0)
 
 
 class Auth:
