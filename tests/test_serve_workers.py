@@ -4,8 +4,8 @@ helpdesk relays go out once, and only the primary process registers the webhook.
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +18,6 @@ from bot.core.dialogue import Dialogue
 from bot.core.inbox import InboxItem, InboxStatus
 from bot.core.outbox import OutboxItem, OutboxStatus
 from bot.core.store import Conversation, TranscriptLine
-from common.settings import Config
 from ingest.refresh import refresh
 from tests.cluster import chroma_server, fresh_database, serve_processes
 from tests.conftest import FAST, make_config
@@ -45,13 +44,12 @@ def _wait(predicate, timeout: float = 120.0) -> None:  # type: ignore[no-untyped
         time.sleep(0.1)
 
 
-def test_two_processes_answer_each_update_once_and_relay_once(kb_cfg: Config, fake: FakeBotApi,
+def test_two_processes_answer_each_update_once_and_relay_once(small_kb: Path, fake: FakeBotApi,
                                                              tmp_path: Path) -> None:
     chroma_port, port = free_port(), free_port()
-    (tmp_path / "data").mkdir()
-    shutil.copytree(kb_cfg.data_path / "cache", tmp_path / "data" / "cache")  # the KB's vectors: no model time
     with fresh_database() as url, chroma_server(tmp_path / "chroma", chroma_port):
         overrides = {"QIUXUE__DATABASE__URL": url, "QIUXUE__INDEX__MODE": "http",
+                     "QIUXUE__KNOWLEDGE__PATHS": json.dumps([str(small_kb)]),  # a small KB: little model time
                      "QIUXUE__INDEX__PORT": str(chroma_port), "QIUXUE__HELPDESK__CHAT_ID": str(GROUP),
                      "QIUXUE__HELPDESK__AGENTS": f"[{AGENT}]", "QIUXUE__SERVER__PORT": str(port),
                      "QIUXUE__SERVER__CHANNELS": '["telegram"]', "QIUXUE__TELEGRAM__MODE": "webhook",
