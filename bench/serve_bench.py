@@ -162,7 +162,9 @@ def run_once(label: str, code: Path, processes: int, args: argparse.Namespace, f
                "QIUXUE__TELEGRAM__MODE": "webhook", "QIUXUE__TELEGRAM__BASE_URL": f"{fake.base_url}/bot",
                "QIUXUE__TELEGRAM__WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram",
                "QIUXUE__CHAT__RATE_LIMIT_MESSAGES": "100000", "TELEGRAM_BOT_TOKEN": TOKEN,
-               "TELEGRAM_WEBHOOK_SECRET": SECRET, "PYTHONPATH": str(code)}
+               "TELEGRAM_WEBHOOK_SECRET": SECRET, "PYTHONPATH": str(code),
+               **({"QIUXUE__KNOWLEDGE__PATHS": json.dumps([str(p.resolve()) for p in args.knowledge])}
+                  if args.knowledge else {})}
         subprocess.run([sys.executable, "-m", "bot.cli", "ingest", "--json"], cwd=code, env=env, check=True,
                        stdout=subprocess.DEVNULL)
         if not cache.is_dir():  # later runs take the KB's vectors from here: no model time
@@ -201,6 +203,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=200, help="simulated workers writing at once")
     parser.add_argument("--messages", type=int, default=4, help="questions per simulated worker")
     parser.add_argument("--baseline", type=Path, help="a checkout of another revision to run with one process too")
+    parser.add_argument("--knowledge", type=Path, nargs="+", help="index these paths instead of the configured KB")
     args = parser.parse_args()
     args.questions = distinct_questions(args.workers * args.messages)
     results = []

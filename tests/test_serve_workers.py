@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from bot.core.dialogue import Dialogue
 from bot.core.inbox import InboxItem, InboxStatus
 from bot.core.outbox import OutboxItem, OutboxStatus
 from bot.core.store import Conversation, TranscriptLine
+from bot.helpdesk.store import Ticket
 from ingest.refresh import refresh
 from tests.cluster import chroma_server, fresh_database, serve_processes
 from tests.conftest import FAST, make_config
@@ -80,6 +82,7 @@ def test_two_processes_answer_each_update_once_and_relay_once(small_kb: Path, fa
         with sessions() as s:
             rows = list(s.scalars(select(OutboxItem)))
             inbox = list(s.scalars(select(InboxItem)))
+            tickets = set(s.scalars(select(Ticket.id)))
             incoming = Counter(s.execute(select(Conversation.user_id).join(
                 TranscriptLine, TranscriptLine.conversation_id == Conversation.id)
                 .where(TranscriptLine.direction == "in")).scalars())
@@ -90,8 +93,9 @@ def test_two_processes_answer_each_update_once_and_relay_once(small_kb: Path, fa
     per_chat = Counter(str(r.address) for r in rows if r.channel == "telegram")
     for user in users:  # the platform got each reply exactly once (no double sends)
         assert len(fake.sent(user)) == per_chat[str(user)]
-    cards = [m for m in fake.sent(GROUP) if "工单 #" in plain(m["text"])]
-    assert len(cards) == 1  # the relay to the staff group went out once
+    cards = Counter(int(found.group(1)) for m in fake.sent(GROUP) if m["method"] == "sendMessage"
+                    if (found := re.match(r"工单 #(\d+)", plain(m["text"]))))
+    assert set(cards) == tickets and set(cards.values()) == {1}  # each ticket's card went to the staff group once
 
 
 def _answers(fake: FakeBotApi, user: int) -> list[dict]:
