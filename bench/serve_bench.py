@@ -131,8 +131,15 @@ class Phones:
                 text = self.questions[(n * self.messages + k) % len(self.questions)]
                 replied = self.watch.expect(user)
                 start = time.perf_counter()
-                conn.request("POST", "/telegram", self.update(user, text), headers)
-                response = conn.getresponse()
+                body = self.update(user, text)
+                try:
+                    conn.request("POST", "/telegram", body, headers)
+                    response = conn.getresponse()
+                except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                    conn.close()  # the server closed the idle keep-alive connection (after 5 s): a new one
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                    conn.request("POST", "/telegram", body, headers)
+                    response = conn.getresponse()
                 response.read()
                 if response.status != 200:
                     raise RuntimeError(f"webhook answered {response.status}")
