@@ -125,4 +125,7 @@ def add_all(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run every configured channel, webhooks, /healthz and /metrics in one app")
     p.add_argument("--telegram", action="store_true", help="require the Telegram channel (token: TELEGRAM_BOT_TOKEN)")
     p.add_argument("--wechat", action="store_true", help="fail if the WeChat credentials (WECHAT_*) are missing")
+    p.add_argument("--workers", type=int, metavar="N", help="serving processes on the one port (default: server.workers; "
+                   ">1 needs PostgreSQL)")
+    p.add_argument("--slot", type=int, help=argparse.SUPPRESS)  # set by the --workers supervisor for each process
     p.set_defaults(func=lazy("bot.server:cmd_serve"))

@@ -6,15 +6,22 @@ Channels are listed in `server.channels`; each is the module `bot/channels/<name
 `create(cfg, hub)` function. A channel whose credentials are not in the environment is skipped
 with a log line (asked for explicitly, e.g. `--telegram`, it is an error instead). Telegram
 polling runs beside the app in the same event loop.
+
+`--workers N` (or `server.workers`) runs N such processes on the one port (`bot.server_workers`);
+they need PostgreSQL. Database calls and answers run in a pool of `server.threads` threads.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import importlib
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,6 +32,8 @@ from starlette.routing import Route
 from bot.core import metrics
 from bot.core.dialogue import Dialogue
 from bot.core.hub import Hub
+from bot.server_workers import Supervisor, reuseport_socket, slot_name
+from common.db import database_url
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,7 +55,7 @@ def load_channels(cfg: Settings, hub: Hub, names: list[str], required: set[str])
 def build_app(cfg: Settings, hub: Hub) -> Starlette:
     async def healthz(_request: Request) -> Response:
         try:
-            return JSONResponse(hub.health())
+            return JSONResponse({**hub.health(), "pid": os.getpid()})  # which serving process answered
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
 
@@ -57,6 +66,8 @@ def build_app(cfg: Settings, hub: Hub) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(cfg.server.threads, thread_name_prefix="qiuxue"))
         await hub.start()
         try:
             yield
@@ -73,20 +84,39 @@ def build_app(cfg: Settings, hub: Hub) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def serve(cfg: Settings, names: list[str], required: set[str]) -> int:
+def serve(cfg: Settings, names: list[str], required: set[str], slot: int | None = None) -> int:
+    """Serve in this process; `slot` (of `--workers`): one of several processes sharing the port."""
     import uvicorn
 
-    hub = Hub(Dialogue(cfg))
+    host, port = cfg.server.host, cfg.server.port
+    shared = slot is not None
+    hub = Hub(Dialogue(cfg), owner=slot_name(host, port, slot) if shared else "", primary=not slot, shared=shared)
     load_channels(cfg, hub, names, required)
     app = build_app(cfg, hub)
-    log.warning("qiuxue serve on %s:%s with channels: %s", cfg.server.host, cfg.server.port,
-                ", ".join(sorted(hub.channels)) or "none")
-    uvicorn.Server(uvicorn.Config(app, host=cfg.server.host, port=cfg.server.port, log_config=None,
-                                  access_log=False, lifespan="on")).run()
+    log.warning("qiuxue serve on %s:%s with channels: %s%s", host, port, ", ".join(sorted(hub.channels)) or "none",
+                f" (process {slot})" if shared else "")
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                                           lifespan="on"))
+    server.run(sockets=[reuseport_socket(host, port)] if shared else None)
     return 0
+
+
+def serve_workers(cfg: Settings, args: argparse.Namespace, workers: int) -> int:
+    """Run `workers` serving processes (`qiuxue serve --slot K`) under a supervisor."""
+    if database_url(cfg).startswith("sqlite"):
+        raise SystemExit("qiuxue serve --workers needs PostgreSQL: set database.url")
+    head = [sys.executable, "-m", "bot.cli", *(["--config", args.config] if getattr(args, "config", None) else []),
+            *(["-v"] if getattr(args, "verbose", False) else []), "serve",
+            *[f"--{name}" for name in ("telegram", "wechat") if getattr(args, name, False)]]
+    log.warning("qiuxue serve: %d processes on %s:%s", workers, cfg.server.host, cfg.server.port)
+    return Supervisor(lambda slot: [*head, "--slot", str(slot)], workers).run()
 
 
 def cmd_serve(cfg: Settings, args: argparse.Namespace) -> int:
     required = {name for name in ("telegram", "wechat") if getattr(args, name, False)}
     names = list(dict.fromkeys([*cfg.server.channels, *sorted(required)]))
-    return serve(cfg, names, required)
+    slot = getattr(args, "slot", None)
+    workers = getattr(args, "workers", None) or cfg.server.workers
+    if slot is None and workers > 1:
+        return serve_workers(cfg, args, workers)
+    return serve(cfg, names, required, slot)

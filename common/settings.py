@@ -149,6 +149,8 @@ class Server(Section):
     host: str = "127.0.0.1"
     port: int = 8080
     channels: list[str] = ["telegram", "wechat", "web"]
+    workers: int = Field(1, ge=1, le=64)  # serving processes sharing the port (SO_REUSEPORT); >1 needs PostgreSQL
+    threads: int = Field(16, ge=1, le=256)  # per process: database calls and answers run in this many threads
 
 
 class Console(Section):

@@ -40,6 +40,7 @@ from ingest.documents import Chunk, Document
 from ingest.embedders import Embedder, embedder_from_config
 from ingest.errors import RefreshError
 from ingest.loaders import load_paths
+from ingest.stages import StageClock
 from ingest.validate import KnowledgeDirs, Problem, validate_paths
 from ingest.vector_cache import DOCUMENTS, VectorCache
 from ingest.versions import BUILDING, COMPLETE, DELETED, FAILED, KbVersion, live_version, set_live
@@ -47,6 +48,7 @@ from ingest.versions import BUILDING, COMPLETE, DELETED, FAILED, KbVersion, live
 # Loads a candidate version as a serving bot does and probes it; raises if the bot would fail.
 # The bot provides it (`bot.smoke.serving_check`): ingest never imports the bot.
 CandidateCheck = Callable[[Config, KbVersion, Embedder], object]
+WRITE_BATCH = 4000  # chunks per Chroma add (its SQLite limit is a little over 5,000)
 
 
 @dataclass
@@ -60,12 +62,13 @@ class RefreshReport:
     documents: int = 0
     switched: bool = False
     errors: list[str] = field(default_factory=list)
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)  # stage → wall/CPU seconds
 
     def as_json(self) -> dict[str, object]:
         keys = ("added", "updated", "removed", "unchanged", "chunks", "version")
         data = asdict(self)
         return {**{k: data[k] for k in keys}, "documents": self.documents,
-                "switched": self.switched, "errors": self.errors}
+                "switched": self.switched, "errors": self.errors, "timings": self.timings}
 
 
 @contextmanager
@@ -156,18 +159,21 @@ def _plan(docs: list[Document], previous: dict[str, dict], broken_paths: set[str
 def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebuild: bool, by: str,
                     progress: bool, embedder: Embedder, candidate_check: CandidateCheck | None = None,
                     on_progress: Callable[[int, int], None] | None = None) -> RefreshReport:
-    docs, load_errors = load_paths(roots)
-    errors = [str(e) for e in load_errors] + [str(p) for p in data_file_problems(cfg)]
+    clock = StageClock()
+    with clock.stage("load"):
+        docs, load_errors = load_paths(roots)
+        errors = [str(e) for e in load_errors] + [str(p) for p in data_file_problems(cfg)]
     broken = {e.rel for e in load_errors}
-    live = live_version(sessions)
-    client = kb_index.chroma_client(cfg)
-    reusable = live is not None and live.embedder == embedder.name and not rebuild
-    previous: dict[str, dict] = dict(live.manifest) if reusable and live else {}
-    to_embed, to_copy, counts = _plan(docs, previous, broken)
+    with clock.stage("plan"):
+        live = live_version(sessions)
+        client = kb_index.chroma_client(cfg)
+        reusable = live is not None and live.embedder == embedder.name and not rebuild
+        previous: dict[str, dict] = dict(live.manifest) if reusable and live else {}
+        to_embed, to_copy, counts = _plan(docs, previous, broken)
 
     if live is not None and reusable and not to_embed and not counts["removed"]:
         return RefreshReport(live.version, **counts, chunks=live.chunks, documents=live.documents,
-                             switched=False, errors=errors)
+                             switched=False, errors=errors, timings=clock.as_json())
     if not docs and not to_copy:
         raise RefreshError("nothing to index: no readable documents under " + ", ".join(map(str, roots)))
 
@@ -180,35 +186,33 @@ def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebu
         manifest: dict[str, dict] = {}
         texts: list[str] = []  # every chunk's embedded text in the new version
         if to_copy and live is not None:
-            source = kb_index.open_collection(client, live.collection, embedder)
-            stored, vectors = kb_index.read_chunks(source, {"doc_id": {"$in": to_copy}}, with_vectors=True)
-            copied = [Chunk(c.chunk_id, c.doc_id, c.text, c.search_text,
-                            {k: v for k, v in c.meta.items() if k != "text"}) for c in stored]
-            if copied and vectors is not None:
-                kb_index.add_chunks(collection, copied, vectors)
-            texts += [c.search_text for c in copied]
-            for doc_id in to_copy:
-                manifest[doc_id] = previous[doc_id]
+            with clock.stage("copy"):
+                texts += _copy_unchanged(client, live, collection, embedder, to_copy)
+            manifest.update({doc_id: previous[doc_id] for doc_id in to_copy})
         cache = VectorCache(cfg.data_path / "cache")
-        texts += _embed_into(collection, to_embed, embedder, cfg, progress, manifest, cache, rebuild, on_progress)
-        total = collection.count()
-        _smoke_check(collection, embedder, cfg.index.probe_query)
+        texts += _embed_into(collection, to_embed, embedder, cfg, progress, manifest, cache, rebuild, on_progress,
+                             clock)
+        with clock.stage("smoke"):
+            total = collection.count()
+            _smoke_check(collection, embedder, cfg.index.probe_query)
         if candidate_check is not None:
             with sessions() as s:
                 candidate = s.get(KbVersion, version)
             try:
-                candidate_check(cfg, candidate, embedder)
+                with clock.stage("serving_check"):  # the bot loads the candidate (BM25, FAQ matrix) and asks it
+                    candidate_check(cfg, candidate, embedder)
             except Exception as exc:
                 raise RefreshError(f"smoke check failed: the bot cannot serve {version} "
                                    f"({type(exc).__name__}: {exc}); {live.version if live else 'no version'} "
                                    "still live") from exc
-        with sessions.begin() as s:
-            row = s.get(KbVersion, version)
-            row.status, row.finished_at = COMPLETE, utcnow()
-            row.documents, row.chunks, row.manifest = len(manifest), total, manifest
-            row.stats = {**counts, "errors": errors}
-            set_live(s, version, by)
-        cache.retain(embedder, DOCUMENTS, texts)
+        with clock.stage("switch"):
+            with sessions.begin() as s:
+                row = s.get(KbVersion, version)
+                row.status, row.finished_at = COMPLETE, utcnow()
+                row.documents, row.chunks, row.manifest = len(manifest), total, manifest
+                row.stats = {**counts, "errors": errors}
+                set_live(s, version, by)
+            cache.retain(embedder, DOCUMENTS, texts)
     except BaseException as exc:
         with sessions.begin() as s:
             row = s.get(KbVersion, version)
@@ -219,30 +223,66 @@ def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebu
             raise RefreshError(f"refresh failed, {live.version if live else 'no version'} still live: "
                                f"{type(exc).__name__}: {exc}") from exc
         raise
-    prune_versions(cfg, sessions, client)
-    return RefreshReport(version, **counts, chunks=total, documents=len(manifest), switched=True, errors=errors)
+    with clock.stage("prune"):
+        prune_versions(cfg, sessions, client)
+    return RefreshReport(version, **counts, chunks=total, documents=len(manifest), switched=True, errors=errors,
+                         timings=clock.as_json())
+
+
+def _copy_unchanged(client, live: KbVersion, collection, embedder: Embedder, doc_ids: list[str]) -> list[str]:
+    """Copy the live version's chunks of `doc_ids`, with their vectors, into `collection`; their texts."""
+    source = kb_index.open_collection(client, live.collection, embedder)
+    stored, vectors = kb_index.read_chunks(source, {"doc_id": {"$in": doc_ids}}, with_vectors=True)
+    copied = [Chunk(c.chunk_id, c.doc_id, c.text, c.search_text,
+                    {k: v for k, v in c.meta.items() if k != "text"}) for c in stored]
+    if copied and vectors is not None:
+        kb_index.add_chunks(collection, copied, vectors, batch=WRITE_BATCH)
+    return [c.search_text for c in copied]
 
 
 def _embed_into(collection, docs: list[Document], embedder: Embedder, cfg: Config, progress: bool,
                 manifest: dict[str, dict], cache: VectorCache, fresh: bool,
-                on_progress: Callable[[int, int], None] | None = None) -> list[str]:
-    """Chunk and add `docs` (vectors from the cache where this data_dir embedded the text before); their texts."""
-    chunks_by_doc = {d.doc_id: chunk_document(d, cfg.index.chunk_max_chars) for d in docs}
-    pending = [c for d in docs for c in chunks_by_doc[d.doc_id]]
-    batch = cfg.embedding.batch_size
-    show = progress and sys.stderr.isatty()
-    with tqdm(total=len(pending), unit="chunk", desc="embedding", disable=not show, file=sys.stderr) as bar:
-        for start in range(0, len(pending), batch):
-            part = pending[start:start + batch]
-            vectors = cache.embed(embedder, [c.search_text for c in part], DOCUMENTS, fresh=fresh, persist=False)
-            kb_index.add_chunks(collection, part, vectors)
-            bar.update(len(part))
-            if on_progress is not None:
-                on_progress(start + len(part), len(pending))
+                on_progress: Callable[[int, int], None] | None = None,
+                clock: StageClock | None = None) -> list[str]:
+    """Chunk, embed and add `docs` (vectors from the cache where this data_dir embedded the text before); their texts.
+
+    Every distinct uncached text is embedded once, in batches of `embedding.batch_size` (the engine spreads a
+    batch over the cores), and the chunks are written to Chroma afterwards in a few large adds."""
+    clock = clock or StageClock()
+    with clock.stage("chunk"):
+        chunks_by_doc = {d.doc_id: chunk_document(d, cfg.index.chunk_max_chars) for d in docs}
+        pending = [c for d in docs for c in chunks_by_doc[d.doc_id]]
+        texts = [c.search_text for c in pending]
+    with clock.stage("embed"):
+        _embed_missing(cache, embedder, texts, cfg.embedding.batch_size, fresh, progress, on_progress)
+    with clock.stage("write"):
+        kb_index.add_chunks(collection, pending, cache.vectors(embedder, texts, DOCUMENTS), batch=WRITE_BATCH)
     for doc in docs:
         manifest[doc.doc_id] = {"hash": doc.content_hash, "path": doc.path,
                                 "chunks": len(chunks_by_doc[doc.doc_id])}
-    return [c.search_text for c in pending]
+    return texts
+
+
+def _embed_missing(cache: VectorCache, embedder: Embedder, texts: list[str], batch: int, fresh: bool,
+                   progress: bool, on_progress: Callable[[int, int], None] | None) -> int:
+    """Embed the distinct `texts` the cache lacks (all when `fresh`) into it; how many were embedded.
+
+    Progress counts texts: the cached ones are done at once."""
+    missing = cache.missing(embedder, texts, DOCUMENTS, fresh=fresh)
+    total = len(set(texts))
+    done = total - len(missing)
+    show = progress and sys.stderr.isatty()
+    with tqdm(total=total, initial=done, unit="chunk", desc="embedding", disable=not show, file=sys.stderr) as bar:
+        if on_progress is not None:
+            on_progress(done, total)
+        for start in range(0, len(missing), batch):
+            part = missing[start:start + batch]
+            cache.put(embedder, DOCUMENTS, part, embedder.embed_documents(part))
+            done += len(part)
+            bar.update(len(part))
+            if on_progress is not None:
+                on_progress(done, total)
+    return len(missing)
 
 
 def _smoke_check(collection, embedder: Embedder, probe: str) -> None:

@@ -53,17 +53,32 @@ class VectorCache:
 
         `persist=False` keeps new vectors in memory until `save`/`retain` (a refresh saves once).
         """
-        known = self._load(embedder, kind)
-        missing = list(dict.fromkeys(texts)) if fresh else [t for t in dict.fromkeys(texts) if t not in known]
+        missing = self.missing(embedder, texts, kind, fresh=fresh)
         if missing:
             embed = embedder.embed_queries if kind == QUERIES else embedder.embed_documents
-            for text, vec in zip(missing, embed(missing), strict=True):
-                known[text] = vec
+            self.put(embedder, kind, missing, embed(missing))
             if persist:
                 self.save(embedder, kind)
+        return self.vectors(embedder, texts, kind)
+
+    def missing(self, embedder: Embedder, texts: Iterable[str], kind: str, *, fresh: bool = False) -> list[str]:
+        """The distinct `texts` (first-seen order) without a cached vector; all of them when `fresh`."""
+        known = self._load(embedder, kind)
+        unique = list(dict.fromkeys(texts))
+        return unique if fresh else [t for t in unique if t not in known]
+
+    def put(self, embedder: Embedder, kind: str, texts: list[str], vectors: np.ndarray) -> None:
+        """Remember `vectors` for `texts` in memory (written by `save`/`retain`)."""
+        known = self._load(embedder, kind)
+        for text, vec in zip(texts, vectors, strict=True):
+            known[text] = vec
+
+    def vectors(self, embedder: Embedder, texts: list[str], kind: str) -> np.ndarray:
+        """The cached vectors of `texts`, in order (each must be cached)."""
         if not texts:
             return np.zeros((0, embedder.dim), dtype=np.float32)
-        return np.stack([known[t] for t in texts]).astype(np.float32)
+        known = self._load(embedder, kind)
+        return np.stack([known[t] for t in texts]).astype(np.float32, copy=False)
 
     def embed_queries(self, embedder: Embedder, texts: list[str]) -> np.ndarray:
         return self.embed(embedder, texts, QUERIES)

@@ -10,6 +10,8 @@
 - **Out**: MarkdownV2, split under 4,096 characters (buttons on the last part; a retry continues
   after the parts already sent), 429 RetryAfter waited out, network errors retried; Telegram's
   refusals (blocked bot, bad request) are permanent failures the core records.
+- With several serving processes only the primary one polls or calls setWebhook; every process
+  answers webhook POSTs.
 - Webhook mode refuses to start without `TELEGRAM_WEBHOOK_SECRET` (fail closed); a POST without the
   secret header is refused (403), an invalid body gets 400.
 """
@@ -78,6 +80,8 @@ class TelegramChannel:
     # -- lifecycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.bot.initialize()
+        if not self.hub.primary:
+            return  # a sibling serving process: the primary registers the webhook or polls (only one may poll)
         if self.mode == "webhook":
             await with_retry(lambda: self.bot.set_webhook(self.cfg.telegram.webhook_url, secret_token=self.secret,
                                                           allowed_updates=UPDATE_TYPES), "setWebhook")

@@ -10,7 +10,11 @@
 - Delivery: a loop sends outbox rows through the channel that owns them, each marked delivered only
   when the platform confirmed it; permanent refusals are recorded (and the agent told, for a relayed
   message), transient ones retried with backoff; nothing one row does can stop the others.
-- The helpdesk's re-announcements of unclaimed tickets run here too.
+- The helpdesk's re-announcements of unclaimed tickets run here too (in the primary process only).
+- Several processes (`qiuxue serve --workers N`, `shared=True`): a process handles the messages it
+  stored itself at once, and takes other keys only once their messages have waited `SHARED_GRACE`
+  (a sibling died or is stuck), so siblings do not queue on the same conversation lock. Outbox rows
+  carry the claiming slot (`owner`) so a restarted slot recovers only its own unfinished sends.
 - `handled(...)` lets a channel whose platform waits for the answer in its own request (WeChat's
   passive reply) wait, up to a deadline, for a message to be handled — by this process (woken at
   once) or another sharing the database (polled).
@@ -41,6 +45,7 @@ from ingest.versions import live_version
 
 log = logging.getLogger(__name__)
 WORKER_PUSHES = (OutboxKind.PUSH, OutboxKind.COPY)
+SHARED_GRACE = timedelta(seconds=2)  # with sibling processes: how long another's stored message waits for it
 
 
 def _cleaned(value: Any) -> Any:
@@ -54,7 +59,10 @@ def _cleaned(value: Any) -> Any:
 
 
 class Hub:
-    def __init__(self, dialogue: Dialogue) -> None:
+    def __init__(self, dialogue: Dialogue, *, owner: str = "", primary: bool = True, shared: bool = False) -> None:
+        """`owner`: this serving slot's name (outbox claims); `primary`: runs the once-per-deployment loops
+        (Telegram polling and setWebhook, re-announcements); `shared`: sibling processes serve the same database."""
+        self.owner, self.primary, self.shared = owner, primary, shared
         self.dialogue = dialogue
         self.cfg = dialogue.cfg
         self.sessions = dialogue.store.sessions
@@ -68,6 +76,8 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._slots = asyncio.Semaphore(self.cfg.delivery.workers)
         self._handled: dict[int, asyncio.Event] = {}  # inbox ids a channel waits for (`handled`)
+        self._fresh: dict[str, None] = {}  # keys of messages this process just stored, handled here first
+        self._last_scan = 0.0
 
     # -- channels ----------------------------------------------------------------------------------
     def register(self, channel: Channel) -> None:
@@ -93,6 +103,7 @@ class Hub:
         fresh = await asyncio.to_thread(self.inbox.accept, channel, external_id, key, payload, kind)
         if fresh:
             metrics.MESSAGES_IN.labels(channel).inc()
+            self._fresh[key] = None
             self._inbox_wake.set()
         return fresh
 
@@ -117,12 +128,12 @@ class Hub:
 
     # -- running --------------------------------------------------------------------------------------
     async def start(self) -> None:
-        recovered = await asyncio.to_thread(self.outbox.recover, set(self.channels))
+        recovered = await asyncio.to_thread(self.outbox.recover, set(self.channels), self.owner)
         for item_id in recovered:
             await self._uncertain(item_id)
         self._tasks = [asyncio.create_task(self._inbox_loop(), name="qiuxue-inbox"),
                        asyncio.create_task(self._outbox_loop(), name="qiuxue-outbox")]
-        if self.helpdesk.staffed:
+        if self.helpdesk.staffed and self.primary:
             self._tasks.append(asyncio.create_task(self._reannounce_loop(), name="qiuxue-reannounce"))
         for channel in self.channels.values():
             await channel.start()
@@ -152,14 +163,29 @@ class Hub:
     async def _inbox_loop(self) -> None:
         while True:
             try:
-                keys = await asyncio.to_thread(self.inbox.pending_keys)
-                for key in keys:
-                    if key not in self._busy:
+                keys, self._fresh = list(self._fresh), {}
+                if self._scan_due():
+                    before = utcnow() - SHARED_GRACE if self.shared else None
+                    keys += await asyncio.to_thread(self.inbox.pending_keys, 100, before)
+                for key in dict.fromkeys(keys):
+                    if key in self._busy:
+                        self._fresh[key] = None  # its drain may have looked already: look again when it ends
+                    else:
                         self._busy.add(key)
                         asyncio.create_task(self._drain(key))
             except Exception:  # the database may be restarting: keep trying
                 log.exception("reading the inbox failed; retrying")
             await self._wait(self._inbox_wake)
+
+    def _scan_due(self) -> bool:
+        """Alone, the inbox is read on every wake; beside siblings, once per poll interval (their messages)."""
+        if not self.shared:
+            return True
+        now = time.monotonic()
+        if now - self._last_scan < self.cfg.delivery.poll_seconds:
+            return False
+        self._last_scan = now
+        return True
 
     async def _drain(self, key: str) -> None:
         """Handle the key's waiting messages, oldest first, one at a time."""
@@ -172,6 +198,8 @@ class Hub:
             await asyncio.sleep(self.cfg.delivery.backoff_seconds)
         finally:
             self._busy.discard(key)
+            if key in self._fresh:
+                self._inbox_wake.set()
 
     def _oldest(self, key: str) -> InboxItem | None:
         with self.sessions() as s:
@@ -226,7 +254,7 @@ class Hub:
     async def _outbox_loop(self) -> None:
         while True:
             try:
-                claimed = await asyncio.to_thread(self.outbox.claim, set(self.channels))
+                claimed = await asyncio.to_thread(self.outbox.claim, set(self.channels), 50, self.owner)
                 if claimed:
                     await asyncio.gather(*(self._deliver(item) for item in claimed))
                     continue  # more may be waiting behind what was just sent

@@ -74,11 +74,12 @@ class Inbox:
             status = s.scalar(select(InboxItem.status).where(InboxItem.id == item_id))
             return status != InboxStatus.PENDING
 
-    def pending_keys(self, limit: int = 100) -> list[str]:
-        """Keys with waiting messages, the longest-waiting first."""
+    def pending_keys(self, limit: int = 100, before: datetime | None = None) -> list[str]:
+        """Keys with waiting messages, the longest-waiting first; with `before`, only messages stored earlier."""
+        stored_before = [InboxItem.created_at < before] if before is not None else []
         with self.sessions() as s:
             rows = s.execute(select(InboxItem.key, func.min(InboxItem.id).label("first"))
-                             .where(InboxItem.status == InboxStatus.PENDING)
+                             .where(InboxItem.status == InboxStatus.PENDING, *stored_before)
                              .group_by(InboxItem.key).order_by("first").limit(limit)).all()
             return [r[0] for r in rows]
 

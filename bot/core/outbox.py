@@ -9,6 +9,11 @@ cannot do this, a closed reply window) is `failed` with the reason, at once; a t
 (network, 429) is retried with exponential backoff. One address's rows go out in order; a failed
 row never holds up another address, nor later rows of its own.
 
+Several serving processes share one outbox: a claim is a compare-and-set (on PostgreSQL one
+`UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`, so processes never wait on each other's
+rows), and records the claiming slot (`claimed_by`), so a restarted slot marks only its own dead
+predecessor's sends `uncertain`, never a live sibling's.
+
 Passive replies (a channel whose platform request can carry the answer, like WeChat's): the turn's
 rows are linked to their inbox row and held (`not_before`) for the channel's reply budget. The
 channel's request handler takes them with `take_passive` — one compare-and-set from `pending` to
@@ -24,7 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, func, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column, sessionmaker
 
 from common.clock import utcnow
 from common.db import Base
@@ -68,6 +73,7 @@ class OutboxItem(Base):
     platform_ref: Mapped[str] = mapped_column(String(200), default="")  # the platform's message id(s)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    claimed_by: Mapped[str] = mapped_column(String(128), default="", server_default="")  # serving slot sending it
 
 
 class _Lost(Exception):
@@ -140,13 +146,15 @@ class Outbox:
                                                OutboxItem.status == OutboxStatus.PENDING,
                                                OutboxItem.not_before > utcnow()).values(not_before=utcnow()))
 
-    def claim(self, channels: set[str], limit: int = 50) -> list[Claimed]:
+    def claim(self, channels: set[str], limit: int = 50, owner: str = "") -> list[Claimed]:
         """Rows this process may send now: per address the oldest unfinished one, if it is due.
 
-        Each returned row is already marked `sending` (committed): whoever claimed it owns it.
+        Each returned row is already marked `sending` (committed, `claimed_by` = `owner`): whoever claimed it owns it.
         """
         if not channels:
             return []
+        if self.sessions.kw["bind"].dialect.name == "postgresql":
+            return self._claim_skip_locked(channels, limit, owner)
         now = utcnow()
         with self.sessions() as s:
             heads = s.execute(select(OutboxItem.channel, OutboxItem.address, func.min(OutboxItem.id))
@@ -160,13 +168,36 @@ class Outbox:
                 got = s.execute(update(OutboxItem).where(OutboxItem.id == head_id,
                                                          OutboxItem.status == OutboxStatus.PENDING,
                                                          OutboxItem.not_before <= now)
-                                .values(status=OutboxStatus.SENDING, attempts=OutboxItem.attempts + 1))
+                                .values(status=OutboxStatus.SENDING, attempts=OutboxItem.attempts + 1,
+                                        claimed_by=owner))
                 if got.rowcount != 1:
                     continue  # in backoff, or another process took it
                 row = s.get(OutboxItem, head_id)
                 claimed.append(Claimed(row.id, row.channel, row.address, row.kind, dict(row.payload),
                                        row.ticket_event_id, row.attempts, row.platform_ref))
         return claimed
+
+    def _claim_skip_locked(self, channels: set[str], limit: int, owner: str) -> list[Claimed]:
+        """`claim` in one statement: due heads of their address, skipping rows another process has locked."""
+        earlier = aliased(OutboxItem)
+        unfinished = [OutboxStatus.PENDING, OutboxStatus.SENDING]
+        heads = (select(OutboxItem.id)
+                 .where(OutboxItem.status == OutboxStatus.PENDING, OutboxItem.not_before <= utcnow(),
+                        OutboxItem.channel.in_(channels),
+                        ~select(earlier.id).where(earlier.channel == OutboxItem.channel,
+                                                  earlier.address == OutboxItem.address,
+                                                  earlier.id < OutboxItem.id,
+                                                  earlier.status.in_(unfinished)).exists())
+                 .order_by(OutboxItem.id).limit(limit).with_for_update(skip_locked=True))
+        with self.sessions.begin() as s:
+            rows = s.execute(update(OutboxItem).where(OutboxItem.id.in_(heads.scalar_subquery()))
+                             .values(status=OutboxStatus.SENDING, attempts=OutboxItem.attempts + 1, claimed_by=owner)
+                             .returning(OutboxItem.id, OutboxItem.channel, OutboxItem.address, OutboxItem.kind,
+                                        OutboxItem.payload, OutboxItem.ticket_event_id, OutboxItem.attempts,
+                                        OutboxItem.platform_ref)
+                             .execution_options(synchronize_session=False)).all()
+        return sorted((Claimed(r.id, r.channel, r.address, r.kind, dict(r.payload), r.ticket_event_id, r.attempts,
+                               r.platform_ref) for r in rows), key=lambda c: c.id)
 
     def sent(self, item_id: int, platform_ref: str = "") -> None:
         self._finish(item_id, OutboxStatus.SENT, "", platform_ref)
@@ -187,11 +218,14 @@ class Outbox:
             if row is not None:
                 row.platform_ref = platform_ref[:200]
 
-    def recover(self, channels: set[str]) -> list[int]:
-        """After a crash: rows left `sending` by a dead process become `uncertain` (never resent)."""
+    def recover(self, channels: set[str], owner: str = "") -> list[int]:
+        """After a crash: rows left `sending` by a dead process become `uncertain` (never resent).
+
+        With `owner` (a serving slot), only the rows that slot claimed: its siblings may be sending theirs."""
+        mine = [OutboxItem.claimed_by == owner] if owner else []
         with self.sessions.begin() as s:
             rows = list(s.scalars(select(OutboxItem).where(OutboxItem.status == OutboxStatus.SENDING,
-                                                           OutboxItem.channel.in_(channels))))
+                                                           OutboxItem.channel.in_(channels), *mine)))
             for row in rows:
                 row.status = OutboxStatus.UNCERTAIN
                 row.error = "the process sending this stopped mid-send; the platform may or may not have it"

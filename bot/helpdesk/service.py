@@ -291,7 +291,8 @@ class Helpdesk:
         """Waiting tickets last announced longer ago than `reannounce_minutes`: announced again to the staff side."""
         now = now or utcnow()
         with self.sessions.begin() as s:
-            due = [x for x in s.scalars(select(Ticket).where(Ticket.state == WAITING))
+            # a row another process is re-announcing right now is skipped (PostgreSQL), never announced twice
+            due = [x for x in s.scalars(select(Ticket).where(Ticket.state == WAITING).with_for_update(skip_locked=True))
                    if now - aware(x.announced_at) >= self.reannounce]
             for ticket in due:
                 ticket.announced_at = now
