@@ -92,6 +92,7 @@ class Turn:
     opened: bool = False  # the ticket was opened (or reopened) by this message
     relay: list[int] = field(default_factory=list)  # TicketEvent ids relayed to the agents (via the outbox)
     duplicate: bool = False  # the inbox row was handled before (by this or another process): nothing done
+    deferred: bool = False  # an earlier message of the worker waits (seen under the lock): that one goes first
 
 
 class Dialogue:
@@ -133,6 +134,9 @@ class Dialogue:
                     item = session.get(InboxItem, inbox_id) if inbox_id is not None else None
                     if inbox_id is not None and (item is None or item.status != InboxStatus.PENDING):
                         return Turn([], duplicate=True)
+                    if item is not None and (first := Inbox.oldest(session, item.key)) is not None \
+                            and first.id != item.id:  # an earlier message of this worker arrived meanwhile
+                        return Turn([], deferred=True)
                     turn = self._turn(session, conv, msg, caps)
                     self._settle(session, item, turn, msg, via_outbox, caps.reply_hold)
                     return turn
@@ -152,7 +156,10 @@ class Dialogue:
                                     caps)
         ticket = self.helpdesk.current(session, conv)
         # while a person handles the conversation every message reaches them: no flood limit then
-        limited = ticket is None and not self.limiter.allow(f"{msg.channel}:{msg.user_id}")
+        limited = False
+        if ticket is None:
+            allowed, conv.recent = self.limiter.admit(conv.recent or [])
+            limited = not allowed
         incoming = ConversationStore.log(session, conv, "in", msg.button or msg.text or f"[{msg.media}]",
                                          kind=msg.kind, rate_limited=limited)
         if limited:
