@@ -1,11 +1,19 @@
-"""Test helpers that run the real serving stack in-process: the hub, its channels, the ASGI app on a port."""
+"""Test helpers that run the real serving stack: in-process (the hub, its channels, the ASGI app on a port),
+or as a real `qiuxue serve` OS process (`qiuxue_serve`), to be killed or run side by side with another."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
-from collections.abc import AsyncIterator, Callable
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import uvicorn
 
@@ -14,6 +22,7 @@ from bot.core.dialogue import Dialogue
 from bot.core.hub import Hub
 from bot.server import build_app
 from common.settings import Settings
+from tests.conftest import FAST, PROJECT
 
 TOKEN = "123456789:AAFakeTokenForTests_0123456789abcdef"
 
@@ -55,3 +64,47 @@ async def running_hub(cfg: Settings, *extra: object, with_telegram: bool = True,
     finally:
         server.should_exit = True
         await task
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Until the process answers /healthz with 200 (fails with its stderr if it exits first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else "exited"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "qiuxue serve did not come up"
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def qiuxue_serve(cfg: Settings, port: int, fake: Any = None, *args: str,
+                 **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`qiuxue serve --telegram` (plus `args`) as a real OS process on `port`, on cfg's data and database,
+    Telegram pointed at `fake` (polling unless `env` says webhook); stopped (SIGTERM) afterwards."""
+    full = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "TELEGRAM_BOT_TOKEN": TOKEN,
+            "QIUXUE__DATA_DIR": str(cfg.data_path), "QIUXUE__DATABASE__URL": cfg.database.url,
+            "QIUXUE__SERVER__PORT": str(port), "QIUXUE__CHAT__RATE_LIMIT_MESSAGES": "1000", **FAST,
+            **({"QIUXUE__TELEGRAM__BASE_URL": f"{fake.base_url}/bot"} if fake is not None else {}), **env}
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--telegram", *args], cwd=PROJECT, env=full,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_healthy(port, proc)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def kill9(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
