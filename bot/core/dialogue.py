@@ -5,7 +5,8 @@ Routing, in order: unreadable input → a clear reply; a button (decoded and val
 flow is asking, `understand.py` tells an answer, a correction, a step back, or a question — a question is
 answered as outside the flow and the pending question asked again in the same reply (a digression);
 after a check, a message correcting a recorded fact ("合同是两年") checks again; anything else → a
-grounded answer with 👍/👎. Each message
+grounded answer with 👍/👎 — or, while the index cannot be reached (`IndexUnavailable`), "temporarily
+unavailable, or ask a person" with the helpdesk button. Each message
 is one database transaction on the worker's conversation row (see `store.py`), retried if another
 process raced it. In that same transaction the message's inbox row is marked handled and, for
 channels served by the hub, its replies are written to the outbox: a message is handled exactly
@@ -71,6 +72,7 @@ from common.clock import aware
 from common.db import open_database
 from common.settings import Config
 from common.yamlio import read_yaml
+from ingest.index import IndexUnavailable
 
 log = logging.getLogger(__name__)
 MEDIA_NAMED = ("sticker", "photo", "voice", "file", "video", "location", "link")  # each has a media_… string
@@ -106,7 +108,11 @@ class Dialogue:
         self.rules = Rules(cfg.path(cfg.knowledge.rules_dir), self.gazetteer)
         self.check = EligibilityFlow(self.rules)
         self.ask_place = AskPlace(self.gazetteer, list(self.rules.fields["region"].buttons))
-        snap = self.answerer.knowledge.current()
+        try:
+            snap = self.answerer.knowledge.current()
+        except IndexUnavailable as exc:  # started while the index server is down: answering waits for it
+            log.warning("the index is unavailable at start-up: %s", exc)
+            snap = None
         titles = {k: str(v.get("title", k)) for k, v in (snap.titles.items() if snap else [])}
         self.guide = GuideFlow(load_guides(cfg.path(cfg.knowledge.guides_dir)), titles)
         self.helpdesk = Helpdesk(cfg, self.store.sessions)
@@ -167,7 +173,12 @@ class Dialogue:
         elif ticket is not None:
             turn = self._with_ticket(session, conv, ticket, msg)
         else:
-            turn = self._route(conv, msg, session)
+            try:
+                turn = self._route(conv, msg, session)
+            except IndexUnavailable as exc:  # the helpdesk and everything else go on; the next question tries again
+                log.warning("answering without the index: %s", exc)
+                turn = Turn([Outgoing(t("index_unavailable", conv.lang),
+                                      [[Button(t("btn_human", conv.lang), encode(Menu("human")))]])])
             if turn.handoff:
                 turn = self._hand_over(session, conv, turn)
         return self._logged(session, conv, None, turn, caps, incoming.id)
