@@ -67,11 +67,11 @@ async def running_hub(cfg: Settings, *extra: object, with_telegram: bool = True,
         await task
 
 
-def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    """Until the process answers /healthz with 200 (fails with its stderr if it exits first)."""
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path | None = None, timeout: float = 120) -> None:
+    """Until the process answers /healthz with 200 (fails with its log's tail if it exits first)."""
     deadline = time.monotonic() + timeout
     while True:
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else "exited"
+        assert proc.poll() is None, log.read_text(errors="replace")[-3000:] if log else "exited"
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
                 if r.status == 200:
@@ -86,15 +86,18 @@ def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 120)
 def qiuxue_serve(cfg: Settings, port: int, fake: Any = None, *args: str,
                  **env: str) -> Iterator[subprocess.Popen[bytes]]:
     """`qiuxue serve --telegram` (plus `args`) as a real OS process on `port`, on cfg's data and database,
-    Telegram pointed at `fake` (polling unless `env` says webhook); stopped (SIGTERM) afterwards."""
+    Telegram pointed at `fake` (polling unless `env` says webhook); stopped (SIGTERM) afterwards. Its log
+    goes to `serve-<port>.log` in data_dir (a pipe nobody reads would fill up and block the process)."""
     full = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "TELEGRAM_BOT_TOKEN": TOKEN,
             "QIUXUE__DATA_DIR": str(cfg.data_path), "QIUXUE__DATABASE__URL": cfg.database.url,
             "QIUXUE__SERVER__PORT": str(port), "QIUXUE__CHAT__RATE_LIMIT_MESSAGES": "1000", **FAST,
             **({"QIUXUE__TELEGRAM__BASE_URL": f"{fake.base_url}/bot"} if fake is not None else {}), **env}
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--telegram", *args], cwd=PROJECT, env=full,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = Path(cfg.data_path) / f"serve-{port}.log"
+    with log.open("ab") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--telegram", *args], cwd=PROJECT,
+                                env=full, stdout=subprocess.DEVNULL, stderr=err)
     try:
-        wait_healthy(port, proc)
+        wait_healthy(port, proc, log)
         yield proc
     finally:
         if proc.poll() is None:

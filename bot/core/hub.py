@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -259,12 +260,24 @@ class Hub:
                 await self._give_up(item, reason)
             else:
                 delay = timedelta(seconds=self.cfg.delivery.backoff_seconds * 2 ** (item.attempts - 1))
-                await asyncio.to_thread(self.outbox.retry_later, item.id, reason, delay)
+                await self._record(self.outbox.retry_later, item.id, reason, delay)
             return
-        await asyncio.to_thread(self.outbox.sent, item.id, ref)
+        await self._record(self.outbox.sent, item.id, ref)
         metrics.MESSAGES_OUT.labels(item.channel, "sent").inc()
         if item.ticket_event_id is not None:
-            await asyncio.to_thread(self.helpdesk.delivered, item.ticket_event_id)
+            await self._record(self.helpdesk.delivered, item.ticket_event_id)
+
+    async def _record(self, write: Callable[..., Any], *args: Any) -> Any:
+        """Record what the platform said about a row, however long the database is away (a restart): a row
+        left `sending` would hold up every later one to the same address."""
+        delay = self.cfg.delivery.backoff_seconds
+        while True:
+            try:
+                return await asyncio.to_thread(write, *args)
+            except OperationalError:
+                log.warning("the database is unavailable; recording the delivery again in %.1fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _check_capabilities(self, channel: Channel, item: Claimed) -> None:
         """Refuse, without calling the platform, what the channel says it cannot do."""
@@ -287,7 +300,7 @@ class Hub:
 
     async def _give_up(self, item: Claimed, reason: str) -> None:
         log.warning("outbox row %s to %s could not be delivered: %s", item.id, item.channel, reason)
-        await asyncio.to_thread(self.outbox.failed, item.id, reason)
+        await self._record(self.outbox.failed, item.id, reason)
         metrics.MESSAGES_OUT.labels(item.channel, "failed").inc()
         if item.ticket_event_id is not None and item.kind in WORKER_PUSHES:
             await asyncio.to_thread(self.helpdesk.undelivered, item.ticket_event_id, reason)
