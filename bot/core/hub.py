@@ -259,7 +259,8 @@ class Hub:
             if item.attempts >= self.cfg.delivery.max_attempts:
                 await self._give_up(item, reason)
             else:
-                delay = timedelta(seconds=self.cfg.delivery.backoff_seconds * 2 ** (item.attempts - 1))
+                backoff = self.cfg.delivery.backoff_seconds * 2 ** (item.attempts - 1)
+                delay = timedelta(seconds=max(backoff, getattr(exc, "retry_after", None) or 0.0))
                 await self._record(self.outbox.retry_later, item.id, reason, delay)
             return
         await self._record(self.outbox.sent, item.id, ref)
