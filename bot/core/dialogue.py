@@ -16,7 +16,9 @@ once and its replies are never lost. Channels without buttons get numbered optio
 from __future__ import annotations
 
 import logging
+import random
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -134,7 +136,7 @@ class Dialogue:
         if msg.text.strip().lower() in ("/reset", "/forget"):
             return self._forget(msg, inbox_id, via_outbox)
         caps = self.capabilities.get(msg.channel, Capabilities())
-        for attempt in range(5):
+        for attempt in range(12):
             try:
                 with self.store.locked(msg.channel, msg.user_id) as (session, conv):
                     item = session.get(InboxItem, inbox_id) if inbox_id is not None else None
@@ -146,8 +148,9 @@ class Dialogue:
                     turn = self._turn(session, conv, msg, caps)
                     self._settle(session, item, turn, msg, via_outbox, caps.reply_hold)
                     return turn
-            except RETRYABLE:
+            except RETRYABLE:  # SQLite has no row lock: another process wrote the row first (every turn writes it)
                 log.info("conversation %s/%s changed underneath us; retry %d", msg.channel, msg.user_id, attempt)
+                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # jitter, so two racers stop colliding
         raise RuntimeError("conversation kept changing; giving up on this message")
 
     def _turn(self, session, conv: Conversation, msg: Incoming, caps: Capabilities) -> Turn:  # type: ignore[no-untyped-def]
