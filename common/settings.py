@@ -130,6 +130,7 @@ class Telegram(Section):
     webhook_url: str = ""
     webhook_path: str = "telegram"
     poll_timeout_seconds: float = 20
+    call_timeout_seconds: float = Field(10, gt=0)  # every other Bot API call; a timeout is retried (telegram_api.py)
 
 
 class Wechat(Section):

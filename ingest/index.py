@@ -3,15 +3,21 @@
 `ingest/` writes through this module and the answerer reads through it. Chroma is persistent on
 disk under data_dir by default, or a Chroma server (`index.mode: http`). Every collection gets
 our own embedding function: Chroma's default one (which downloads a model) is never used.
+
+A Chroma server that cannot be reached (stopped, restarting, network) is one exception,
+`IndexUnavailable`, raised where the index is opened or queried; the dialogue core turns it into
+"temporarily unavailable, or ask a person" and tries again on the next question.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import chromadb
+import httpx
 import numpy as np
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
@@ -52,10 +58,41 @@ class OwnEmbeddingFunction(EmbeddingFunction[Documents]):
         return OwnEmbeddingFunction(embedder_from_name(str(config["embedder"])))
 
 
+class IndexUnavailable(RuntimeError):
+    """The index cannot be reached now (a Chroma server stopped or restarting); a later try may work."""
+
+
+UNREACHABLE = (httpx.TransportError, ConnectionError)  # what a stopped Chroma server raises in its client
+HTTP_API = "chromadb.api.fastapi.FastAPI"  # the client implementation that talks to a Chroma server
+
+
+class ServedCollection:
+    """A collection on a Chroma server: every call raises `IndexUnavailable` when the server cannot be reached."""
+
+    def __init__(self, inner: Collection, where: str) -> None:
+        self._inner, self._where = inner, where
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except UNREACHABLE as exc:
+                raise IndexUnavailable(f"{self._where}: {name}: {type(exc).__name__}: {exc}") from exc
+        return cast(Callable[..., Any], call)
+
+
 def chroma_client(cfg: Config) -> ClientAPI:
     settings = Settings(anonymized_telemetry=False, allow_reset=False)
     if cfg.index.mode == "http":
-        return chromadb.HttpClient(host=cfg.index.host, port=cfg.index.port, settings=settings)
+        where = f"Chroma server {cfg.index.host}:{cfg.index.port}"
+        try:  # the client says hello to the server as it is made: a ValueError when nobody answers
+            return chromadb.HttpClient(host=cfg.index.host, port=cfg.index.port, settings=settings)
+        except (*UNREACHABLE, ValueError) as exc:
+            raise IndexUnavailable(f"{where}: {exc}") from exc
     if cfg.index.mode != "persistent":
         raise ValueError(f"index.mode must be persistent or http, not {cfg.index.mode!r}")
     path = cfg.data_path / "chroma"
@@ -75,7 +112,14 @@ def create_collection(client: ClientAPI, name: str, embedder: Embedder) -> Colle
 
 
 def open_collection(client: ClientAPI, name: str, embedder: Embedder) -> Collection:
-    return client.get_collection(name, embedding_function=OwnEmbeddingFunction(embedder))
+    """The collection; on a Chroma server, one whose calls raise `IndexUnavailable` if the server goes away."""
+    try:
+        collection = client.get_collection(name, embedding_function=OwnEmbeddingFunction(embedder))
+    except UNREACHABLE as exc:
+        raise IndexUnavailable(f"{name}: {type(exc).__name__}: {exc}") from exc
+    if client.get_settings().chroma_api_impl != HTTP_API:
+        return collection
+    return cast(Collection, ServedCollection(collection, name))
 
 
 def drop_collection(client: ClientAPI, name: str) -> None:

@@ -10,14 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,7 +28,7 @@ from bot.helpdesk.store import EventKind, Ticket, TicketEvent
 from common.settings import Config
 from tests.conftest import FAST, PROJECT, make_config, unique_user
 from tests.fakes.telegram_server import FakeBotApi
-from tests.serving import TOKEN, free_port
+from tests.serving import TOKEN, free_port, kill9, qiuxue_serve
 from tests.test_helpdesk import AGENT, GROUP, in_group
 from tests.test_telegram import plain, running_bot
 
@@ -181,40 +178,9 @@ def test_an_unparseable_update_is_skipped_and_polling_goes_on(tg_cfg, fake, capl
 
 # -- a real process, killed ------------------------------------------------------------------------------
 
-@contextmanager
-def serve_process(cfg: Config, fake: FakeBotApi, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "TELEGRAM_BOT_TOKEN": TOKEN,
-           "QIUXUE__DATA_DIR": str(cfg.data_path), "QIUXUE__DATABASE__URL": cfg.database.url,
-           "QIUXUE__TELEGRAM__BASE_URL": f"{fake.base_url}/bot", "QIUXUE__SERVER__PORT": str(port),
-           "QIUXUE__HELPDESK__CHAT_ID": str(GROUP), "QIUXUE__HELPDESK__AGENTS": f"[{AGENT}]",
-           "QIUXUE__CHAT__RATE_LIMIT_MESSAGES": "1000", **FAST}
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--telegram"], cwd=PROJECT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else "exited"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "qiuxue serve did not come up"
-            time.sleep(0.2)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def kill9(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
+def serve_process(cfg: Config, fake: FakeBotApi, port: int):  # type: ignore[no-untyped-def]
+    """`qiuxue serve --telegram` polling the fake Bot API, with the staff group."""
+    return qiuxue_serve(cfg, port, fake, QIUXUE__HELPDESK__CHAT_ID=str(GROUP), QIUXUE__HELPDESK__AGENTS=f"[{AGENT}]")
 
 
 def test_kill9_mid_burst_loses_and_doubles_no_worker_message(kb_cfg, fake, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -157,6 +157,7 @@ class TelegramChannel:
         while an update_id can be reused after a week without updates (then chosen at random)."""
         digest = hashlib.sha256(json.dumps(raw, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
         update_id = f"{raw['update_id']}:{digest}"
+        seq = int(raw["update_id"])  # Telegram's order: one worker's updates are handled in it
         try:
             update = Update.de_json(raw, self.bot)
         except Exception as exc:
@@ -169,18 +170,18 @@ class TelegramChannel:
             return  # nothing this bot handles (e.g. an unknown update type)
         if self.staff_chat and chat.id == self.staff_chat:
             if update.message is not None or update.callback_query is not None:
-                await self.hub.receive_platform("telegram_staff", update_id, "telegram_staff", raw)
+                await self.hub.receive_platform("telegram_staff", update_id, "telegram_staff", raw, seq)
             return
         if chat.type != "private":
             return
         msg = update.effective_message
         command = (msg.text or "").split()[0].lstrip("/").split("@")[0] if msg is not None and msg.text else ""
         if update.message is not None and (msg.text or "").startswith("/") and command in ADMIN_COMMANDS:
-            await self.hub.receive_platform(CHANNEL, update_id, f"{CHANNEL}-admin:{user.id}", raw)
+            await self.hub.receive_platform(CHANNEL, update_id, f"{CHANNEL}-admin:{user.id}", raw, seq)
             return
         incoming = await self._incoming(update)
         if incoming is not None:
-            await self.hub.receive(incoming, update_id)
+            await self.hub.receive(incoming, update_id, seq)
 
     async def _incoming(self, update: Update) -> Incoming | None:
         user = update.effective_user

@@ -1,5 +1,13 @@
 """Telegram Bot API plumbing shared by the worker and staff sides: the `Bot`, MarkdownV2 splitting,
-inline keyboards, and retries that turn Telegram's errors into the core's delivery failures."""
+inline keyboards, and the one retry policy every call goes through (`with_retry`).
+
+The policy: a 429 is waited out as Telegram says (`retry_after`) when that is short, else handed to the
+outbox with its `retry_after` so the row is not tried earlier; a timeout or network error is retried
+with bounded exponential backoff (0.5, 1, 2 s); after `MAX_ATTEMPTS` it is a `TransientFailure` (the
+outbox retries the row later with its own backoff and, after `delivery.max_attempts`, records it
+failed with the reason); Telegram's refusals are a `PermanentFailure`, recorded at once. A timed-out
+send may have reached Telegram (the reply is then shown twice): a lost answer is the worse error.
+Why not PTB's `AIORateLimiter`: it retries 429s only, not timeouts, and knows nothing of the outbox."""
 
 from __future__ import annotations
 
@@ -64,7 +72,7 @@ async def with_retry(call: Callable[[], Awaitable[Any]], what: str) -> Any:
         except RetryAfter as exc:
             wait = _seconds(exc.retry_after)
             if wait > MAX_INLINE_WAIT or attempt == MAX_ATTEMPTS:
-                raise TransientFailure(f"{what}: rate limited for {wait:.0f}s") from exc
+                raise TransientFailure(f"{what}: rate limited for {wait:.0f}s", retry_after=wait) from exc
             log.warning("%s: rate limited by Telegram, retrying in %.1fs", what, wait)
             await asyncio.sleep(wait)
         except (BadRequest, Forbidden) as exc:
@@ -82,8 +90,9 @@ async def with_retry(call: Callable[[], Awaitable[Any]], what: str) -> Any:
 def make_bot(cfg: Settings, token: str) -> Bot:
     base = cfg.telegram.base_url.rstrip("/")
     file_base = base.replace("/bot", "/file/bot") if base.endswith("/bot") else base + "/file"
-    request = HTTPXRequest(connection_pool_size=64, pool_timeout=10.0,
-                           read_timeout=cfg.telegram.poll_timeout_seconds + 10)
+    timeout = cfg.telegram.call_timeout_seconds
+    request = HTTPXRequest(connection_pool_size=64, pool_timeout=timeout, connect_timeout=timeout,
+                           read_timeout=timeout, write_timeout=timeout)
     return Bot(token, base_url=base, base_file_url=file_base, request=request,
                get_updates_request=HTTPXRequest(read_timeout=cfg.telegram.poll_timeout_seconds + 10))
 

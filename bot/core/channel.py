@@ -44,7 +44,12 @@ class PermanentFailure(DeliveryFailure):
 
 
 class TransientFailure(DeliveryFailure):
-    """A retry may work (network, timeout, rate limit)."""
+    """A retry may work (network, timeout, rate limit); `retry_after`: the platform said not before this many
+    seconds (a 429's retry_after), which the outbox's backoff respects."""
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Channel(Protocol):

@@ -5,7 +5,8 @@ Routing, in order: unreadable input → a clear reply; a button (decoded and val
 flow is asking, `understand.py` tells an answer, a correction, a step back, or a question — a question is
 answered as outside the flow and the pending question asked again in the same reply (a digression);
 after a check, a message correcting a recorded fact ("合同是两年") checks again; anything else → a
-grounded answer with 👍/👎. Each message
+grounded answer with 👍/👎 — or, while the index cannot be reached (`IndexUnavailable`), "temporarily
+unavailable, or ask a person" with the helpdesk button. Each message
 is one database transaction on the worker's conversation row (see `store.py`), retried if another
 process raced it. In that same transaction the message's inbox row is marked handled and, for
 channels served by the hub, its replies are written to the outbox: a message is handled exactly
@@ -15,7 +16,9 @@ once and its replies are never lost. Channels without buttons get numbered optio
 from __future__ import annotations
 
 import logging
+import random
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -71,6 +74,7 @@ from common.clock import aware
 from common.db import open_database
 from common.settings import Config
 from common.yamlio import read_yaml
+from ingest.index import IndexUnavailable
 
 log = logging.getLogger(__name__)
 MEDIA_NAMED = ("sticker", "photo", "voice", "file", "video", "location", "link")  # each has a media_… string
@@ -92,6 +96,7 @@ class Turn:
     opened: bool = False  # the ticket was opened (or reopened) by this message
     relay: list[int] = field(default_factory=list)  # TicketEvent ids relayed to the agents (via the outbox)
     duplicate: bool = False  # the inbox row was handled before (by this or another process): nothing done
+    deferred: bool = False  # an earlier message of the worker waits (seen under the lock): that one goes first
 
 
 class Dialogue:
@@ -105,7 +110,11 @@ class Dialogue:
         self.rules = Rules(cfg.path(cfg.knowledge.rules_dir), self.gazetteer)
         self.check = EligibilityFlow(self.rules)
         self.ask_place = AskPlace(self.gazetteer, list(self.rules.fields["region"].buttons))
-        snap = self.answerer.knowledge.current()
+        try:
+            snap = self.answerer.knowledge.current()
+        except IndexUnavailable as exc:  # started while the index server is down: answering waits for it
+            log.warning("the index is unavailable at start-up: %s", exc)
+            snap = None
         titles = {k: str(v.get("title", k)) for k, v in (snap.titles.items() if snap else [])}
         self.guide = GuideFlow(load_guides(cfg.path(cfg.knowledge.guides_dir)), titles)
         self.helpdesk = Helpdesk(cfg, self.store.sessions)
@@ -127,17 +136,21 @@ class Dialogue:
         if msg.text.strip().lower() in ("/reset", "/forget"):
             return self._forget(msg, inbox_id, via_outbox)
         caps = self.capabilities.get(msg.channel, Capabilities())
-        for attempt in range(5):
+        for attempt in range(12):
             try:
                 with self.store.locked(msg.channel, msg.user_id) as (session, conv):
                     item = session.get(InboxItem, inbox_id) if inbox_id is not None else None
                     if inbox_id is not None and (item is None or item.status != InboxStatus.PENDING):
                         return Turn([], duplicate=True)
+                    if item is not None and (first := Inbox.oldest(session, item.key)) is not None \
+                            and first.id != item.id:  # an earlier message of this worker arrived meanwhile
+                        return Turn([], deferred=True)
                     turn = self._turn(session, conv, msg, caps)
                     self._settle(session, item, turn, msg, via_outbox, caps.reply_hold)
                     return turn
-            except RETRYABLE:
+            except RETRYABLE:  # SQLite has no row lock: another process wrote the row first (every turn writes it)
                 log.info("conversation %s/%s changed underneath us; retry %d", msg.channel, msg.user_id, attempt)
+                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # jitter, so two racers stop colliding
         raise RuntimeError("conversation kept changing; giving up on this message")
 
     def _turn(self, session, conv: Conversation, msg: Incoming, caps: Capabilities) -> Turn:  # type: ignore[no-untyped-def]
@@ -152,7 +165,10 @@ class Dialogue:
                                     caps)
         ticket = self.helpdesk.current(session, conv)
         # while a person handles the conversation every message reaches them: no flood limit then
-        limited = ticket is None and not self.limiter.allow(f"{msg.channel}:{msg.user_id}")
+        limited = False
+        if ticket is None:
+            allowed, conv.recent = self.limiter.admit(conv.recent or [])
+            limited = not allowed
         incoming = ConversationStore.log(session, conv, "in", msg.button or msg.text or f"[{msg.media}]",
                                          kind=msg.kind, rate_limited=limited)
         if limited:
@@ -160,7 +176,12 @@ class Dialogue:
         elif ticket is not None:
             turn = self._with_ticket(session, conv, ticket, msg)
         else:
-            turn = self._route(conv, msg, session)
+            try:
+                turn = self._route(conv, msg, session)
+            except IndexUnavailable as exc:  # the helpdesk and everything else go on; the next question tries again
+                log.warning("answering without the index: %s", exc)
+                turn = Turn([Outgoing(t("index_unavailable", conv.lang),
+                                      [[Button(t("btn_human", conv.lang), encode(Menu("human")))]])])
             if turn.handoff:
                 turn = self._hand_over(session, conv, turn)
         return self._logged(session, conv, None, turn, caps, incoming.id)

@@ -5,8 +5,11 @@
 - Handling: one worker's messages are handled strictly in order, whatever the channel and however
   many processes share the database (each handler takes "the oldest pending message of this key"
   while holding the conversation's row lock); different workers are handled concurrently
-  (`delivery.workers` per process). The turn, the inbox row being marked handled and the replies
-  going into the outbox are one transaction.
+  (`delivery.workers` per process). "Oldest" is the platform's order (Telegram's update_id) where
+  it has one, and is checked again under the lock, so of two updates that reach two processes at
+  once the earlier is handled first. The turn, the inbox row being marked handled and the replies
+  going into the outbox are one transaction; if the database goes away mid-turn the transaction is
+  rolled back and the message stays pending until it is back (answered late, never dropped).
 - Delivery: a loop sends outbox rows through the channel that owns them, each marked delivered only
   when the platform confirmed it; permanent refusals are recorded (and the agent told, for a relayed
   message), transient ones retried with backoff; nothing one row does can stop the others.
@@ -26,10 +29,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from bot.core import metrics
 from bot.core.channel import Channel, PermanentFailure, TransientFailure
@@ -85,22 +90,25 @@ class Hub:
         self.dialogue.capabilities[channel.name] = channel.capabilities
 
     # -- in -----------------------------------------------------------------------------------------
-    async def receive(self, msg: Incoming, external_id: str) -> bool:
+    async def receive(self, msg: Incoming, external_id: str, seq: int | None = None) -> bool:
         """Store a worker's message durably (False: seen before); the channel may acknowledge it after this.
+        `seq` is the platform's order (Telegram's update_id), if it has one: the worker's messages are
+        handled in that order, whichever process received them.
 
         Cleaned first (storable text, personal numbers masked): nothing raw reaches the database."""
         msg = clean_incoming(msg)
         return await self._accept(msg.channel, external_id, f"{msg.channel}:{msg.user_id}",
-                                  incoming_to_dict(msg), InboxKind.WORKER)
+                                  incoming_to_dict(msg), InboxKind.WORKER, seq)
 
-    async def receive_platform(self, channel: str, external_id: str, key: str, payload: dict[str, Any]) -> bool:
+    async def receive_platform(self, channel: str, external_id: str, key: str, payload: dict[str, Any],
+                               seq: int | None = None) -> bool:
         """Store a platform update that the channel itself handles later (e.g. a staff group's), every text
         in it cleaned like a worker's."""
-        return await self._accept(channel, external_id, key, _cleaned(payload), InboxKind.PLATFORM)
+        return await self._accept(channel, external_id, key, _cleaned(payload), InboxKind.PLATFORM, seq)
 
     async def _accept(self, channel: str, external_id: str, key: str, payload: dict[str, Any],
-                      kind: InboxKind) -> bool:
-        fresh = await asyncio.to_thread(self.inbox.accept, channel, external_id, key, payload, kind)
+                      kind: InboxKind, seq: int | None) -> bool:
+        fresh = await asyncio.to_thread(self.inbox.accept, channel, external_id, key, payload, kind, seq)
         if fresh:
             metrics.MESSAGES_IN.labels(channel).inc()
             self._fresh[key] = None
@@ -193,7 +201,7 @@ class Hub:
             async with self._slots:
                 while (item := await asyncio.to_thread(self._oldest, key)) is not None:
                     await self._handle(item)
-        except Exception:
+        except Exception:  # e.g. the database is restarting: the inbox loop comes back to this key
             log.exception("handling messages of %s failed; they stay in the inbox", key)
             await asyncio.sleep(self.cfg.delivery.backoff_seconds)
         finally:
@@ -211,7 +219,7 @@ class Hub:
             if item.kind == InboxKind.WORKER:
                 msg = incoming_from_dict(item.payload)
                 turn = await asyncio.to_thread(self.dialogue.turn, msg, item.id, True)
-                if not turn.duplicate:
+                if not (turn.duplicate or turn.deferred):
                     for reply in turn.replies:
                         action = reply.meta.get("action")
                         if action:
@@ -225,6 +233,8 @@ class Hub:
                     raise LookupError(f"no channel {item.channel!r} in this process")
                 await channel.handle_platform(item.payload)
                 await asyncio.to_thread(self._done, item.id)
+        except OperationalError:  # the database went away (restart, failover): the turn rolled back, nothing
+            raise                 # is lost; the message stays pending and is handled again once it is back
         except Exception as exc:  # one bad message never blocks the ones after it
             log.exception("message %s (%s) could not be handled", item.id, item.channel)
             await asyncio.to_thread(self._failed, item, f"{type(exc).__name__}: {exc}")
@@ -277,13 +287,26 @@ class Hub:
             if item.attempts >= self.cfg.delivery.max_attempts:
                 await self._give_up(item, reason)
             else:
-                delay = timedelta(seconds=self.cfg.delivery.backoff_seconds * 2 ** (item.attempts - 1))
-                await asyncio.to_thread(self.outbox.retry_later, item.id, reason, delay)
+                backoff = self.cfg.delivery.backoff_seconds * 2 ** (item.attempts - 1)
+                delay = timedelta(seconds=max(backoff, getattr(exc, "retry_after", None) or 0.0))
+                await self._record(self.outbox.retry_later, item.id, reason, delay)
             return
-        await asyncio.to_thread(self.outbox.sent, item.id, ref)
+        await self._record(self.outbox.sent, item.id, ref)
         metrics.MESSAGES_OUT.labels(item.channel, "sent").inc()
         if item.ticket_event_id is not None:
-            await asyncio.to_thread(self.helpdesk.delivered, item.ticket_event_id)
+            await self._record(self.helpdesk.delivered, item.ticket_event_id)
+
+    async def _record(self, write: Callable[..., Any], *args: Any) -> Any:
+        """Record what the platform said about a row, however long the database is away (a restart): a row
+        left `sending` would hold up every later one to the same address."""
+        delay = self.cfg.delivery.backoff_seconds
+        while True:
+            try:
+                return await asyncio.to_thread(write, *args)
+            except OperationalError:
+                log.warning("the database is unavailable; recording the delivery again in %.1fs", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _check_capabilities(self, channel: Channel, item: Claimed) -> None:
         """Refuse, without calling the platform, what the channel says it cannot do."""
@@ -306,7 +329,7 @@ class Hub:
 
     async def _give_up(self, item: Claimed, reason: str) -> None:
         log.warning("outbox row %s to %s could not be delivered: %s", item.id, item.channel, reason)
-        await asyncio.to_thread(self.outbox.failed, item.id, reason)
+        await self._record(self.outbox.failed, item.id, reason)
         metrics.MESSAGES_OUT.labels(item.channel, "failed").inc()
         if item.ticket_event_id is not None and item.kind in WORKER_PUSHES:
             await asyncio.to_thread(self.helpdesk.undelivered, item.ticket_event_id, reason)

@@ -3,7 +3,10 @@
 A row is keyed by the platform's own id (Telegram update_id, WeChat MsgId …), so a message the
 platform delivers again — after a restart, a retry, or to another process — is recognised and
 handled once. Rows are grouped by `key` (one worker's conversation, or a staff side), and the
-rows of one key are handled strictly in arrival order: see `bot/core/hub.py`.
+rows of one key are handled strictly in order: the platform's own sequence (`seq`, Telegram's
+update_id) where it has one, else arrival in the inbox — so two updates of one worker that reach
+two processes at the same moment are still handled in the order the platform sent them: see
+`bot/core/hub.py`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text, UniqueConstraint, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -41,6 +44,7 @@ class InboxItem(Base):
     key: Mapped[str] = mapped_column(String(200), index=True)
     kind: Mapped[str] = mapped_column(String(16), default=InboxKind.WORKER)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the platform's order (update_id), if any
     status: Mapped[str] = mapped_column(String(16), default=InboxStatus.PENDING, index=True)
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -52,12 +56,12 @@ class Inbox:
         self.sessions = sessions
 
     def accept(self, channel: str, external_id: str, key: str, payload: dict[str, Any],
-               kind: InboxKind = InboxKind.WORKER) -> bool:
+               kind: InboxKind = InboxKind.WORKER, seq: int | None = None) -> bool:
         """Store a received message durably; False if this platform id was stored before (a re-delivery)."""
         try:
             with self.sessions.begin() as s:
                 s.add(InboxItem(channel=channel, external_id=str(external_id)[:128], key=key[:200], kind=kind,
-                                payload=payload))
+                                payload=payload, seq=seq))
             return True
         except IntegrityError:
             return False
@@ -85,9 +89,10 @@ class Inbox:
 
     @staticmethod
     def oldest(session: Session, key: str) -> InboxItem | None:
-        """The key's oldest waiting message (call while holding that key's lock)."""
+        """The key's first waiting message: in the platform's order (`seq`), else in arrival order. One key's
+        rows come from one channel, so they all have a `seq` or none do."""
         return session.scalars(select(InboxItem).where(InboxItem.key == key, InboxItem.status == InboxStatus.PENDING)
-                               .order_by(InboxItem.id).limit(1)).first()
+                               .order_by(InboxItem.seq, InboxItem.id).limit(1)).first()
 
     @staticmethod
     def finish(item: InboxItem, error: str = "") -> None:

@@ -52,6 +52,8 @@ class Conversation(Base):
     dislikes_in_a_row: Mapped[int] = mapped_column(Integer, default=0)
     # the button data of the numbered options shown last, for channels without buttons ("回复 1 …")
     choices: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    # the times of the worker's recent messages: the flood window, shared by every process (`ratelimit.py`)
+    recent: Mapped[list[float]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
@@ -103,7 +105,7 @@ class ConversationStore:
                                    .with_for_update()).first()
             if conv is None:
                 conv = Conversation(channel=channel, user_id=user_id, facts={}, flow_state={}, guide_progress={},
-                                    choices=[])
+                                    choices=[], recent=[])
                 session.add(conv)
                 session.flush()
             yield session, conv

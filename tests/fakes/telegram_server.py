@@ -320,6 +320,9 @@ class FakeBotApi:
         self._callbacks: dict[str, JsonDict] = {}
         self._files: dict[str, JsonDict] = {}
         self._failures: dict[str, list[BotApiError]] = {}
+        self._stalls: dict[str, list[float]] = {}
+        self.stalled: list[str] = []  # methods whose request was swallowed by `stall_next`
+        self.call_times: list[tuple[str, float]] = []  # (method, time.monotonic()) of every call, as `calls`
         self._last_update_id = 100000000
         self._last_message_id = 0
         self._counter = 0
@@ -391,6 +394,12 @@ class FakeBotApi:
             error = BotApiError(error_code, description or ERROR_DESCRIPTIONS.get(error_code, f"Error {error_code}"))
         with self._cond:
             self._failures.setdefault(method.lower(), []).extend([error] * times)
+
+    def stall_next(self, method: str, seconds: float, times: int = 1) -> None:
+        """Make the next `times` calls of `method` hang for `seconds`, then drop the connection unanswered —
+        a network that loses the request: nothing happens here, and the client times out."""
+        with self._cond:
+            self._stalls.setdefault(method.lower(), []).extend([seconds] * times)
 
     def add_method(self, name: str, handler: Callable[[JsonDict], Any]) -> None:
         """Serve another Bot API method: handler(params) returns the result or raises BotApiError."""
@@ -609,6 +618,15 @@ class FakeBotApi:
                 self._reply(req, 404, {"ok": False, "error_code": 404, "description": "Not Found"})
                 return
             token, method = parts[1][3:], parts[2]
+            with self._cond:
+                stalls = self._stalls.get(method.lower())
+                stall = stalls.pop(0) if stalls else None
+                if stall is not None:
+                    self.stalled.append(method)
+            if stall is not None:
+                time.sleep(stall)
+                req.close_connection = True
+                return
             try:
                 params = parse_params(req, body)
             except ValueError as err:
@@ -626,6 +644,7 @@ class FakeBotApi:
                 return 401, BotApiError(401, "Unauthorized").payload()
             self.token = token
             self._calls.append((method, params))
+            self.call_times.append((method, time.monotonic()))
             self._cond.notify_all()
             handler = next((fn for name, fn in self._methods.items() if name.lower() == method.lower()), None)
             try:
