@@ -8,12 +8,12 @@ of the config file. Secrets never live here: they are read from the environment 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_origin
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 # No pydantic plugins are used here, and looking for them scans every installed package's metadata
@@ -21,6 +21,14 @@ from zoneinfo import ZoneInfo
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from common.yamlio import read_yaml
 
@@ -173,8 +181,32 @@ class Delivery(Section):
     backoff_seconds: float = 1.0                  # first retry after this long, doubling
 
 
-class Settings(Section):
+_SOURCE: ContextVar[tuple[Path, Mapping[str, str]] | None] = ContextVar("qiuxue_settings_source", default=None)
+
+
+class _YamlSource(YamlConfigSettingsSource):
+    """`config.yaml` read with libyaml's C loader (`common/yamlio.py`): the pure-Python parser is most of start-up."""
+
+    def _read_file(self, file_path: Path) -> dict[str, Any]:  # type: ignore[override]
+        return read_yaml(file_path) or {}
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """Environment overrides from a given mapping (tests pass their own), not only os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+class Settings(BaseSettings):
     """All settings, typed. Attribute access: `cfg.index.keep_versions`; paths via `cfg.path(...)`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid",
+                                      frozen=True, case_sensitive=False)
 
     data_dir: str = "./data"
     knowledge: Knowledge = Knowledge()
@@ -193,6 +225,19 @@ class Settings(Section):
     console: Console = Console()
 
     _root: Path = PrivateAttr(default=PROJECT_ROOT)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        source = _SOURCE.get()
+        if source is None:
+            return (init_settings,)
+        yaml_path, environ = source
+        return (init_settings, _MappingEnvSource(settings_cls, environ),
+                _YamlSource(settings_cls, yaml_file=yaml_path, yaml_file_encoding="utf-8"))
 
     @property
     def root(self) -> Path:
@@ -228,60 +273,14 @@ def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str
     """Load `config.yaml` (or QIUXUE_CONFIG / `path`) and apply environment overrides."""
     env = os.environ if environ is None else environ
     cfg_path = Path(path or env.get("QIUXUE_CONFIG") or DEFAULT_CONFIG).resolve()
-    values = merged(read_yaml(cfg_path) or {}, env_overrides(Settings, env))
-    settings = Settings.model_validate(values)
+    unknown = sorted({key[len(ENV_PREFIX):].split("__")[0].lower() for key in env
+                      if key.upper().startswith(ENV_PREFIX)} - set(Settings.model_fields))
+    if unknown:
+        raise ValueError(f"unknown setting(s) in the environment: {', '.join(ENV_PREFIX + u.upper() for u in unknown)}")
+    token = _SOURCE.set((cfg_path, env))
+    try:
+        settings = Settings()
+    finally:
+        _SOURCE.reset(token)
     settings._root = cfg_path.parent
     return settings
-
-
-def env_overrides(model: type[BaseModel], environ: Mapping[str, str]) -> dict[str, Any]:
-    """`QIUXUE__A__B=value` as `{"a": {"b": value}}`, names case-insensitive.
-
-    A list, mapping or section setting's value is JSON; any other value stays a string for pydantic to
-    convert (so `"8"` becomes the int 8 and `"three"` fails naming the setting). An unknown section is
-    refused here; an unknown key inside a known section is refused by the section's `extra="forbid"`.
-    """
-    tree: dict[str, Any] = {}
-    unknown: list[str] = []
-    for key, raw in environ.items():
-        if not key.upper().startswith(ENV_PREFIX):
-            continue
-        names = key[len(ENV_PREFIX):].lower().split("__")
-        if names[0] not in model.model_fields:
-            unknown.append(key.upper())
-            continue
-        node, owner = tree, model
-        for name in names[:-1]:
-            node = node.setdefault(name, {})
-            field = owner.model_fields.get(name) if owner else None
-            owner = field.annotation if field and _is_section(field.annotation) else None
-        leaf = owner.model_fields.get(names[-1]) if owner else None
-        node[names[-1]] = _json(key, raw) if leaf is not None and not _is_scalar(leaf.annotation) else raw
-    if unknown:
-        raise ValueError(f"unknown setting(s) in the environment: {', '.join(sorted(unknown))}")
-    return tree
-
-
-def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """`base` with `override` laid over it, section by section (untouched siblings survive)."""
-    out = dict(base)
-    for name, value in override.items():
-        inner = out.get(name)
-        out[name] = merged(inner, value) if isinstance(inner, Mapping) and isinstance(value, Mapping) else value
-    return out
-
-
-def _is_section(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
-
-
-def _is_scalar(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, str | int | float | bool | time) \
-        or get_origin(annotation) is Literal
-
-
-def _json(key: str, raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{key} must be JSON (a list or mapping setting): {exc}") from exc
