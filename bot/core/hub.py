@@ -150,11 +150,14 @@ class Hub:
         for channel in self.channels.values():
             with contextlib.suppress(Exception):
                 await channel.stop()
+        # Cancel until each loop has really ended: on Python 3.11 `asyncio.wait_for` (used by `_wait`) can
+        # swallow a cancellation that arrives as its inner wait completes, and the loop would go on forever.
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.5)
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                task.result()
         self._tasks = []
 
     def kick(self) -> None:
