@@ -303,7 +303,8 @@ def summary_of(metrics: dict[str, float], path: str) -> dict:
 
 
 def served_version(answerer: Answerer) -> str:
-    snap = answerer.knowledge.current()
+    """The live version, looked up now (a version made live a moment ago is the one evaluated)."""
+    snap = answerer.knowledge.current(fresh=True)
     if snap is None:
         raise RuntimeError("no live index version: run `qiuxue ingest` first")
     return snap.version

@@ -56,6 +56,27 @@ class QueryVectors:
                     self._recent.popitem(last=False)
         return vec
 
+    def get_many(self, texts: list[str]) -> np.ndarray:
+        """The query vectors of `texts`, one row each; the unseen ones embedded in one model call."""
+        with self._lock:
+            unseen = list(dict.fromkeys(t for t in texts if t not in self._seed_rows and t not in self._recent))
+        if unseen:
+            fresh = self._embed(unseen)
+            with self._lock:
+                self.misses += len(unseen)
+                for text, vec in zip(unseen, fresh, strict=True):
+                    vec.setflags(write=False)
+                    self._recent[text] = vec
+                    self._recent.move_to_end(text)
+            found = dict(zip(unseen, fresh, strict=True))
+        else:
+            found = {}
+        rows = [found[t] if t in found else self.get(t) for t in texts]
+        with self._lock:
+            while len(self._recent) > self.size:
+                self._recent.popitem(last=False)
+        return np.stack(rows) if rows else np.empty((0, 0), dtype=np.float32)
+
     def clear(self) -> None:
         """Forget the texts seen (the seeds stay: they are the index's own vectors)."""
         with self._lock:

@@ -160,9 +160,10 @@ class LiveKnowledge:
         self._checked = 0.0
         self._interval = cfg.index.reload_check_seconds
 
-    def current(self) -> Snapshot | None:
+    def current(self, fresh: bool = False) -> Snapshot | None:
+        """The live snapshot; `fresh` looks for a newer live version now rather than at the next check."""
         now = time.monotonic()
-        if self._snapshot is not None and now - self._checked < self._interval:
+        if not fresh and self._snapshot is not None and now - self._checked < self._interval:
             return self._snapshot
         with self._lock:
             self._checked = now

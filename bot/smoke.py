@@ -28,7 +28,7 @@ class FixedKnowledge:
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
 
-    def current(self) -> Snapshot:
+    def current(self, fresh: bool = False) -> Snapshot:
         return self.snapshot
 
 

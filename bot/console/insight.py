@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -23,6 +24,7 @@ from bot.eval_reports import EvalReports
 from bot.eval_runner import EvalRunner
 from bot.helpdesk.admin import cluster, gather
 from bot.helpdesk.store import Ticket
+from bot.query_vectors import QueryVectors
 from common.clock import utcnow
 
 if TYPE_CHECKING:
@@ -76,23 +78,41 @@ def days_of(sessions: sessionmaker, days: float) -> list[dict[str, Any]]:
     return [{"day": m.date()} for m in moments]
 
 
+QUESTIONS_KEPT = 20_000  # question vectors kept between views (about 1.5 KB each)
+
+
 def register(console: Console) -> None:
     reports = EvalReports(console.cfg)
     runner = EvalRunner(console.cfg, console.cfg.console.eval_set, console.cfg.console.eval_frozen,
                         knowledge=console.hub.dialogue.answerer.knowledge)
+
+    vectors: QueryVectors | None = None  # questions seen by earlier views: a reload embeds only new ones
+
+    def embed(texts: list[str]) -> Any:
+        nonlocal vectors
+        if vectors is None:  # the model loads on the first view that has questions
+            from ingest.embedders import embedder_from_config
+
+            vectors = QueryVectors(embedder_from_config(console.cfg).embed_queries, QUESTIONS_KEPT)
+        return vectors.get_many(texts)
+
+    def figures(days: int) -> dict[str, Any]:
+        """Everything the page shows (database reads and clustering: run off the event loop)."""
+        items = gather(console.cfg, days)
+        return {"days": days, "total": len(items), "groups": cluster(console.cfg, items, embed=embed)[:30],
+                "regions": Counter(i["region"] or "?" for i in items).most_common(),
+                "chart": chart(by_day(days_of(console.sessions, days), min(days, 60))),
+                "votes": votes(console.sessions, days), "reasons": reasons(console.sessions, days),
+                "evaluation": reports.live()}
 
     async def insight(request: Request, account: Account) -> Response:
         try:
             days = min(max(int(request.query_params.get("days", "30")), 1), 365)
         except ValueError:
             days = 30
-        items = gather(console.cfg, days)
-        groups = cluster(console.cfg, items)
-        regions = Counter(i["region"] or "?" for i in items).most_common()
-        return console.render(request, "insight.html", account, days=days, total=len(items), groups=groups[:30],
-                              regions=regions, chart=chart(by_day(days_of(console.sessions, days), min(days, 60))),
-                              votes=votes(console.sessions, days), reasons=reasons(console.sessions, days),
-                              evaluation=reports.live(), job=runner.job.as_json() if runner.job else None)
+        shown = await run_in_threadpool(figures, days)
+        return console.render(request, "insight.html", account, job=runner.job.as_json() if runner.job else None,
+                              **shown)
 
     async def run_eval(request: Request, account: Account) -> Response:
         runner.start(f"console:{account.name}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -91,11 +92,13 @@ def gather(cfg: Config, days: float) -> list[dict[str, Any]]:
 CLUSTER_SIMILARITY = 0.92
 
 
-def cluster(cfg: Config, items: list[dict[str, Any]], threshold: float = CLUSTER_SIMILARITY) -> list[dict[str, Any]]:
+def cluster(cfg: Config, items: list[dict[str, Any]], threshold: float = CLUSTER_SIMILARITY,
+            embed: Callable[[list[str]], Any] | None = None) -> list[dict[str, Any]]:
     """Greedy clusters of similar questions (cosine ≥ threshold), largest first.
 
     Each distinct question is embedded once and compared with every cluster centre in one matrix
     product, so a week of thousands of unanswered messages (many of them the same words) stays quick.
+    `embed` (texts → query vectors) defaults to the configured embedder; the console passes a cached one.
     """
     if not items:
         return []
@@ -104,7 +107,7 @@ def cluster(cfg: Config, items: list[dict[str, Any]], threshold: float = CLUSTER
     from ingest.embedders import embedder_from_config
 
     distinct = list(dict.fromkeys(i["question"] for i in items))
-    vectors = embedder_from_config(cfg).embed_queries(distinct)
+    vectors = (embed or embedder_from_config(cfg).embed_queries)(distinct)
     centres = np.empty((len(distinct), vectors.shape[1]), dtype=vectors.dtype)
     group_of: dict[str, int] = {}
     n = 0  # clusters so far; centres[:n] are their first questions' vectors
