@@ -64,10 +64,17 @@ def test_the_shipped_decision_weighs_the_topic_of_the_top_entry(answerer: Answer
     assert model is not None and model.features == list(FEATURES), "retrain: qiuxue eval --calibrate"
     assert model.coef[FEATURES.index("topic_margin")] > 0  # reading like the top entry's topic raises P(right)
     snap = answerer.knowledge.current()
-    amount = next(c for c in snap.chunks if c.doc_id == "faq-amount-changzhou").meta
-    margins = {}
-    for question in ("常州读个大专补贴能给几块钱", "常州申请补贴得交哪些证明材料"):
-        sims = snap.faq_vectors @ snap.query_vector(question)
-        margins[question] = topic_margin(sims, snap.faq_topic_rows, amount)
-    amount_q, documents_q = margins
-    assert margins[amount_q] > 0 > margins[documents_q], margins
+    amount_q, documents_q = "{}读个大专补贴能给几块钱", "{}申请补贴得交哪些证明材料"
+
+    def margin(doc_id: str, question: str) -> float:
+        meta = next(c for c in snap.chunks if c.doc_id == doc_id).meta
+        return topic_margin(snap.faq_vectors @ snap.query_vector(question), snap.faq_topic_rows, meta)
+
+    # a place with both entries: the topic the question asks is ahead, the sibling's behind
+    assert margin("faq-amount-guangdong", amount_q.format("广东")) > 0 > margin("faq-amount-guangdong",
+                                                                               documents_q.format("广东"))
+    assert margin("faq-documents-shandong", documents_q.format("山东")) > 0 > margin("faq-documents-shandong",
+                                                                                  amount_q.format("山东"))
+    # a place with one entry: its phrasings pull every question of that place, but less for another topic
+    assert margin("faq-amount-changzhou", amount_q.format("常州")) > margin("faq-amount-changzhou",
+                                                                          documents_q.format("常州"))
