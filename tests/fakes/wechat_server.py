@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
 import os
+import socket
 import threading
 import time
 import urllib.error
@@ -262,6 +264,34 @@ class FakeWechat:
         seconds = time.monotonic() - started
         reply = None if text.strip() in ("", "success") else self.check_reply(text, openid)
         return Delivery(status, text, seconds, reply)
+
+    def post_oversized(self, url: str, body: bytes) -> Delivery:
+        """A body too big for any callback, sent as a careful client sends one (`Expect: 100-continue`): the
+        headers first, and the body only if the server asks for it. A server that refuses by Content-Length
+        answers at once; one that starts reading gets the body. (Sending it all unasked races the server's
+        early 413 against a broken pipe.)"""
+        started, parts = time.monotonic(), urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=WECHAT_WAITS)
+        try:
+            conn.putrequest("POST", f"{parts.path}?{parts.query}")
+            for name, value in (("Content-Type", "text/xml"), ("Content-Length", str(len(body))),
+                                ("Expect", "100-continue")):
+                conn.putheader(name, value)
+            conn.endheaders()
+            assert conn.sock is not None
+            conn.sock.settimeout(2)
+            try:
+                interim = conn.sock.recv(64, socket.MSG_PEEK)
+            except TimeoutError:
+                interim = b""
+            conn.sock.settimeout(WECHAT_WAITS)
+            if not interim or b" 100 " in interim.split(b"\r\n", 1)[0]:
+                conn.send(body)  # asked for (or no early answer): the server reads it
+            response = conn.getresponse()
+            return Delivery(response.status, response.read().decode("utf-8", "replace"),
+                            time.monotonic() - started, None)
+        finally:
+            conn.close()
 
     def check_reply(self, text: str, openid: str) -> str:
         """A passive reply checked as WeChat checks it; its text. Raises AssertionError if WeChat would reject it."""
