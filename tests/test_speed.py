@@ -1,4 +1,5 @@
-"""The answer path's fast structures give the same results as the slow ones, and per-user state stays bounded."""
+"""The answer path's fast structures give the same results as the slow ones, and per-user state and the
+process's native heap (malloc arenas, memory freed but kept) stay bounded."""
 
 from __future__ import annotations
 
