@@ -195,14 +195,14 @@ def test_kill9_mid_wechat_burst_answers_every_msgid_once(kb_cfg, tmp_path: Path)
         mine = [r for r in rows if r.address == user]
         sent = [r for r in mine if r.status == OutboxStatus.SENT]
         uncertain = [r for r in mine if r.status == OutboxStatus.UNCERTAIN]
-        assert all(r.platform_ref != PASSIVE for r in uncertain)  # a passive reply lost in the kill was answered
         want_passive, want_api = delivered_texts(sent)
         maybe_passive, maybe_api = delivered_texts(uncertain)
         got_passive, got_api = Counter(fake.passive_to(user)), Counter(fake.sent_to(user))
-        # every confirmed reply arrived exactly once; a 客服消息 on the wire at the kill at most once
-        assert want_passive == got_passive, (want_passive, got_passive)
-        assert got_api - want_api <= maybe_api and not want_api - got_api, (want_api, got_api, maybe_api)
-        assert not maybe_passive
+        assert not want_passive - got_passive and not want_api - got_api  # every confirmed reply arrived …
+        # … once; a passive reply still `uncertain` was written just before the kill and WeChat got it (a retry
+        # would have taken it again); a 客服消息 on the wire at the kill arrived at most once
+        assert got_passive - want_passive == maybe_passive, (want_passive, got_passive, maybe_passive)
+        assert got_api - want_api <= maybe_api, (want_api, got_api, maybe_api)
 
 
 def test_a_retry_answers_the_passive_reply_a_crash_took_with_it(kb_cfg, wx: FakeWechat, tmp_path: Path,
