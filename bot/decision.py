@@ -4,7 +4,8 @@ A small logistic regression over signals retrieval already computes (FAQ phrasin
 dense and BM25 scores, fused margins, coverage, place match, agreement of the top candidates) and
 one lexical second opinion: how many of the question's character pairs the top FAQ entry's own
 wordings share (an embedding finds 「广东补多少」 and 「广东要交什么材料」 equally close; the
-characters do not).
+characters do not) — and one topic signal: whether the question reads more like the phrasings of
+the top entry's topic, pooled over every place, than like those of any other topic (bot/topics.py).
 `qiuxue eval --calibrate` trains it on tests/eval/questions.yaml with cross-validation, picks the
 probability threshold for the wrong-answer target and writes it as JSON (coefficients, feature
 scaling, threshold, CV report): no pickle, and scikit-learn is needed only to train it.
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bot.regions import NATIONAL
+from bot.topics import topic_margin
 
 if TYPE_CHECKING:
     from bot.answering import Retrieval
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 FEATURES = (
     "top_faq", "top_dense", "top_bm25", "coverage", "log_margin", "log_lead", "is_faq", "faq_gap",
     "dense_best", "bm25_best", "place_known", "own_place", "national", "agree", "log_tokens", "english",
-    "wording_overlap",
+    "wording_overlap", "topic_margin",
 )
 
 
@@ -79,7 +81,17 @@ def features(r: Retrieval) -> list[float]:
         math.log1p(len(r.tokens)),
         float(r.lang == "en"),
         wording_overlap(r.question, meta) if is_faq else 0.0,
+        _topic_margin(r),
     ]
+
+
+def _topic_margin(r: Retrieval) -> float:
+    """How much closer the question is to the top entry's topic's phrasings (all places) than to any
+    other topic's (bot/topics.py); 0.0 without a question vector (BM25 mode)."""
+    if r.snap is None or r.query_vec is None or not len(r.snap.faq_rows):
+        return 0.0
+    similarities = r.snap.faq_vectors @ np.asarray(r.query_vec, dtype=r.snap.faq_vectors.dtype)
+    return topic_margin(similarities, r.snap.faq_topic_rows, r.hits[0].chunk.meta)
 
 
 @dataclass

@@ -7,7 +7,8 @@ ranked as a third list, so a curated answer wins when a worker's wording is clos
 Chroma is the store; a question never queries it. A snapshot holds the version's chunk vectors as a
 matrix (read once at load) and ranks them exactly (cosine = dot product of normalised vectors, as
 the collection's cosine space: Chroma's distance is 1 − this), plus a BM25 inverted index, region
-codes for the place filter, and the query-vector cache (`bot/query_vectors.py`).
+codes for the place filter, the FAQ phrasing rows of each topic (`bot/topics.py`), and the query-vector
+cache (`bot/query_vectors.py`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bot.lexical import Bm25Index
 from bot.query_vectors import QueryVectors
 from bot.regions import NATIONAL
 from bot.text import Tokenizer
+from bot.topics import rows_by_topic
 from common.db import open_database
 from common.settings import Config
 from ingest import index_copy
@@ -65,6 +67,7 @@ class Snapshot:
     region_names: dict[str, int] = field(init=False)  # region → code
     region_codes: np.ndarray = field(init=False)  # chunk i's region code
     faq_chunk_of: np.ndarray = field(init=False)  # chunk index of each FAQ phrasing row
+    faq_topic_rows: dict[str, np.ndarray] = field(init=False)  # topic → FAQ phrasing rows of its entries
 
     def __post_init__(self) -> None:
         self.region_names = {}
@@ -72,6 +75,7 @@ class Snapshot:
                                                                    len(self.region_names)) for c in self.chunks],
                                      dtype=np.int32)
         self.faq_chunk_of = np.array([i for i, _ in self.faq_rows], dtype=np.intp)
+        self.faq_topic_rows = rows_by_topic([self.chunks[i].meta.get("topics") or [] for i, _ in self.faq_rows])
 
     def query_vector(self, text: str) -> np.ndarray:
         """The question's embedding: cached or seeded if this text was embedded before."""

@@ -7,7 +7,8 @@
 - A file that cannot be read is reported by name; if the live version had it, its old chunks are
   kept so one broken upload never silently empties part of the knowledge base.
 - Every file is validated against its declared shape (`ingest/schema.py`): a bad one is named with
-  its fields and refused like an unreadable one; bad rules, guides or dictionary files are reported.
+  its fields and refused like an unreadable one; bad rules, guides or dictionary files, and FAQ topics
+  that `dictionary/topics.yaml` does not list, are reported.
 - The live pointer moves only after the new version is complete and passes the smoke check
   (non-empty, the probe query finds a passage, and the caller's `candidate_check` — the bot's
   serving check, which loads and asks the candidate as a bot would). A crash before that leaves the
@@ -41,7 +42,7 @@ from ingest.embedders import Embedder, embedder_from_config
 from ingest.errors import RefreshError
 from ingest.loaders import load_paths
 from ingest.stages import StageClock
-from ingest.validate import KnowledgeDirs, Problem, validate_paths
+from ingest.validate import KnowledgeDirs, Problem, known_topics, topic_problems, validate_paths
 from ingest.vector_cache import DOCUMENTS, VectorCache
 from ingest.versions import BUILDING, COMPLETE, DELETED, FAILED, KbVersion, live_version, set_live
 
@@ -162,7 +163,8 @@ def _refresh_locked(cfg: Config, sessions: sessionmaker, roots: list[Path], rebu
     clock = StageClock()
     with clock.stage("load"):
         docs, load_errors = load_paths(roots)
-        errors = [str(e) for e in load_errors] + [str(p) for p in data_file_problems(cfg)]
+        errors = [str(e) for e in load_errors] + [str(p) for p in data_file_problems(cfg)] + \
+            topic_problems(docs, known_topics(knowledge_dirs(cfg).dictionary))
     broken = {e.rel for e in load_errors}
     with clock.stage("plan"):
         live = live_version(sessions)

@@ -2,7 +2,7 @@
 
 Kinds: a policy's front matter, a FAQ file (a non-empty list of entries), a place's rules
 (`rules/*.yaml`) and the field catalogue (`rules/fields.yaml`), a guide (`guides/*.yaml`), and
-the dictionary files (`regions.yaml`, `synonyms.yaml`, `handoff.yaml`, `intents.yaml`,
+the dictionary files (`regions.yaml`, `synonyms.yaml`, `handoff.yaml`, `intents.yaml`, `topics.yaml`,
 `userdict.txt`, `stopwords.txt`). Models are strict: a number where text belongs, a text where a
 list belongs, or a misspelt key is a problem, named as `field: what is wrong`.
 
@@ -78,6 +78,7 @@ class FaqEntry(Sourced):
     question: Text
     question_en: StrictStr = ""
     phrasings: list[Text] = []
+    topics: list[Id] = []  # what the entry answers (amount, documents …): keys of dictionary/topics.yaml
     answer: Text
     answer_en: StrictStr = ""
     approved_by: StrictStr = ""
@@ -231,6 +232,12 @@ class IntentsFile(Strict):
     question: list[Text] = []  # a message containing one of these (or ending in ?) reads as a question
     question_en: list[Text] = []  # … or starting with one of these English words
     back: list[Text] = []  # the whole message: go back one question in a flow
+
+
+class TopicsFile(RootModel[dict[Id, Text]]):
+    """`dictionary/topics.yaml`: topic id → what it covers (FAQ entries' `topics` must be these ids)."""
+
+    root: dict[Id, Text] = Field(min_length=1)
 
 
 def describe(exc: ValidationError, entry_word: str = "entry") -> str:

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-LIST_KEYS = ("sources", "docs", "phrasings", "covers")  # list metadata, stored as JSON strings
+LIST_KEYS = ("sources", "docs", "phrasings", "covers", "topics")  # list metadata, stored as JSON strings
 
 
 @dataclass

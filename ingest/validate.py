@@ -4,7 +4,8 @@
 per bad file (its path and every field that is wrong). What a file is follows from where it lives:
 `rules/` (with `fields.yaml`, the field catalogue), `guides/`, `dictionary/` (by file name), and
 otherwise by suffix: Markdown (a policy if it has `scope`) or a FAQ file. Beyond each file's
-shape, rule conditions must name fields of the catalogue, and region parents must be regions.
+shape, rule conditions must name fields of the catalogue, region parents must be regions, and FAQ
+entries must name only topics of `dictionary/topics.yaml`.
 Used by `qiuxue kb validate` and by every `qiuxue ingest`.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from common.yamlio import read_yaml
+from ingest.documents import Document
 from ingest.loaders import LOADERS
 from ingest.schema import (
     FieldCatalogue,
@@ -29,10 +31,12 @@ from ingest.schema import (
     RegionsFile,
     RuleFile,
     SynonymsFile,
+    TopicsFile,
     check,
 )
 
 RULES, GUIDES, DICTIONARY = "rules", "guides", "dictionary"
+TOPICS = "topics.yaml"
 
 
 @dataclass(frozen=True)
@@ -113,17 +117,43 @@ DICTIONARY_CHECKS: dict[str, Callable[[Path], None]] = {
     "synonyms.yaml": lambda p: check(SynonymsFile, _yaml(p) or [], entry_word="group"),
     "handoff.yaml": lambda p: check(HandoffFile, _yaml(p) or [], entry_word="topic"),
     "intents.yaml": lambda p: check(IntentsFile, _yaml(p), entry_word=""),
+    "topics.yaml": lambda p: check(TopicsFile, _yaml(p), entry_word=""),
     "userdict.txt": _check_userdict,
     "stopwords.txt": lambda p: p.read_text(encoding="utf-8"),
 }
 
 
-def _check_document(path: Path) -> None:
-    """A policy, FAQ or other document: exactly what ingest's loader accepts."""
-    loader = LOADERS.get(path.suffix.lower())
-    if loader is None:
-        raise KnowledgeFileError(f"unsupported file type {path.suffix!r}")
-    loader(path, path.name)
+def known_topics(dictionary: Path | None) -> set[str] | None:
+    """The topic ids of `dictionary/topics.yaml`; None when there is no such file or it is itself bad
+    (then FAQ topics are not checked: the file's own problem is reported on it)."""
+    path = dictionary / TOPICS if dictionary is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return set(check(TopicsFile, _yaml(path), entry_word="").root)
+    except KnowledgeFileError:
+        return None
+
+
+def topic_problems(docs: Iterable[Document], known: set[str] | None) -> list[str]:
+    """One line per FAQ entry topic that `known` (dictionary/topics.yaml) does not list."""
+    if known is None:
+        return []
+    return [f"{d.doc_id}: topic {t!r} is not in dictionary/{TOPICS} ({', '.join(sorted(known))})"
+            for d in docs if d.kind == "faq" for t in d.meta.get("topics") or [] if t not in known]
+
+
+def _document_checker(dirs: KnowledgeDirs) -> Callable[[Path], None]:
+    def check_document(path: Path) -> None:
+        """A policy, FAQ or other document: exactly what ingest's loader accepts, FAQ topics listed."""
+        loader = LOADERS.get(path.suffix.lower())
+        if loader is None:
+            raise KnowledgeFileError(f"unsupported file type {path.suffix!r}")
+        problems = topic_problems(loader(path, path.name), known_topics(dirs.dictionary))
+        if problems:
+            raise KnowledgeFileError("; ".join(problems))
+
+    return check_document
 
 
 def checker_for(path: Path, dirs: KnowledgeDirs) -> Callable[[Path], None] | None:
@@ -137,7 +167,7 @@ def checker_for(path: Path, dirs: KnowledgeDirs) -> Callable[[Path], None] | Non
         return (lambda p: check(GuideFile, _yaml(p), entry_word="")) if path.suffix in (".yaml", ".yml") else None
     if kind == DICTIONARY:
         return DICTIONARY_CHECKS.get(path.name)
-    return _check_document if path.suffix.lower() in LOADERS else None
+    return _document_checker(dirs) if path.suffix.lower() in LOADERS else None
 
 
 def _files(paths: Iterable[Path]) -> Iterable[Path]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
+import os
 import shutil
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -80,13 +84,39 @@ def small_kb(tmp_path: Path) -> Path:
     return target
 
 
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Held by one process at a time (the xdist workers of this run)."""
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def kb_cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    """The shipped knowledge base, indexed once per test session with the default embedder."""
+    """The shipped knowledge base, indexed once per test session with the default embedder.
+
+    Built as `qiuxue ingest` builds it (with the serving check, which also embeds the FAQ phrasings). The
+    test workers of one run share the vectors: the first worker builds, the others wait for it and start
+    from its vector cache, so the model embeds the knowledge base once per run, not once per worker.
+    """
+    from bot.smoke import serving_check
     from ingest.refresh import refresh
 
     cfg = make_config(tmp_path_factory.mktemp("kb"))
-    refresh(cfg, by="pytest")
+    base = tmp_path_factory.getbasetemp()
+    run_dir = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # shared by this run's workers
+    shared = run_dir / "kb-vectors"
+    with exclusive(run_dir / "kb-vectors.lock"):
+        if shared.is_dir():
+            shutil.copytree(shared, cfg.data_path / "cache")
+        refresh(cfg, by="pytest", candidate_check=serving_check)
+        if not shared.is_dir():
+            shutil.copytree(cfg.data_path / "cache", run_dir / "kb-vectors.tmp")
+            (run_dir / "kb-vectors.tmp").rename(shared)
     return cfg
 
 

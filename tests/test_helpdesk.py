@@ -7,6 +7,7 @@ import asyncio
 import json
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -14,7 +15,7 @@ from bot.answering import ANSWER, Answerer
 from bot.channels.inprocess import InProcessChat
 from bot.cli import main as qiuxue
 from bot.core.dialogue import Dialogue
-from bot.helpdesk.admin import cluster, gather
+from bot.helpdesk.admin import cluster, gather, unclustered
 from bot.helpdesk.store import CLAIMED, RESOLVED, WAITING, DraftFaq, Ticket, TicketEvent
 from common.clock import utcnow
 from common.settings import Config
@@ -241,6 +242,17 @@ def test_report_groups_what_the_bot_could_not_answer(kb_cfg, tmp_path, capsys, m
     report = json.loads(capsys.readouterr().out)
     assert report["items"] == 3 and [g["count"] for g in report["groups"]] == [2, 1]
     assert qiuxue(["report", "--days", "1"]) == 0 and "by region" in capsys.readouterr().out
+    # only the most frequent distinct questions are embedded and clustered; the others are counted
+    embedded: list[str] = []
+
+    def embed(texts: list[str]) -> np.ndarray:
+        embedded.extend(texts)
+        return np.eye(len(texts), 4, dtype=np.float32)
+
+    stock = next(i for i in items if i["question"] == "明天股票涨不涨")
+    many = [*items, dict(stock), dict(stock)]
+    top = cluster(cfg, many, embed=embed, most=1)
+    assert embedded == ["明天股票涨不涨"] and [g["count"] for g in top] == [3] and unclustered(many, top) == 2
 
 
 def test_office_hours_and_union_topics(kb_cfg) -> None:  # type: ignore[no-untyped-def]

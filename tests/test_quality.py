@@ -19,7 +19,7 @@ def test_quality_floor_on_the_development_set(answerer: Answerer) -> None:
     assert metrics["hit@3"] >= 0.95, metrics
     assert metrics["wrong_answerable"] <= 0.02, metrics
     assert metrics["no_answer_recall"] >= 0.97, metrics
-    assert metrics["answered"] >= 0.68, metrics  # refusing everything would pass the others (measured 0.736)
+    assert metrics["answered"] >= 0.72, metrics  # refusing everything would pass the others (measured 0.768)
     assert metrics["answered"] + metrics["suggested"] >= 0.90, metrics  # a close call offers the right entry
 
 
@@ -29,7 +29,7 @@ def test_quality_floor_on_the_frozen_split(answerer: Answerer) -> None:
     metrics = score(run(answerer, items, "hybrid", warmup=0), answerer.thresholds, answerer.decision)
     assert metrics["wrong_answerable"] <= 0.03, metrics
     assert metrics["no_answer_recall"] >= 0.90, metrics
-    assert metrics["answered"] >= 0.65, metrics  # measured 0.723
+    assert metrics["answered"] >= 0.70, metrics  # measured 0.741
 
 
 def test_every_expected_id_exists(answerer: Answerer) -> None:

@@ -8,7 +8,7 @@ import pytest
 from rank_bm25 import BM25Okapi
 
 from bot.console.auth import Throttle
-from bot.core.ratelimit import RateLimiter
+from bot.core.ratelimit import KeyedWindows
 from bot.lexical import Bm25Index
 from bot.query_vectors import QueryVectors
 from bot.retrieval import bm25_search, dense_search, faq_search
@@ -66,7 +66,7 @@ class Clock:
 
 def test_rate_limiter_forgets_idle_workers() -> None:
     clock = Clock()
-    limiter = RateLimiter(2, 10.0, clock=clock)
+    limiter = KeyedWindows(2, 10.0, clock=clock)
     for k in range(1000):
         assert limiter.allow(f"worker-{k}")
         clock.now += 0.1  # 1,000 workers over 100 s, each once
@@ -78,7 +78,7 @@ def test_rate_limiter_forgets_idle_workers() -> None:
 
 def test_rate_limiter_hard_cap_on_distinct_keys() -> None:
     clock = Clock()
-    limiter = RateLimiter(1, 60.0, clock=clock, max_keys=50)
+    limiter = KeyedWindows(1, 60.0, clock=clock, max_keys=50)
     for k in range(500):
         limiter.allow(f"w{k}")
     assert len(limiter) == 50
@@ -87,7 +87,7 @@ def test_rate_limiter_hard_cap_on_distinct_keys() -> None:
 
 def test_console_throttle_is_bounded_too() -> None:
     throttle = Throttle(3)
-    assert isinstance(throttle, RateLimiter) and throttle.window == 60.0 and throttle.max_keys > 0
+    assert isinstance(throttle, KeyedWindows) and throttle.window == 60.0 and throttle.max_keys > 0
 
 
 FRAGMENT = """

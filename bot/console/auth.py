@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from bot.accounts import Account, Accounts, Role
-from bot.core.ratelimit import RateLimiter
+from bot.core.ratelimit import KeyedWindows
 from bot.staff_sessions import SessionStore, csrf_of, new_token, plausible
 from common.settings import Settings
 
@@ -46,8 +46,8 @@ class Visit:
         return csrf_of(self.token)
 
 
-class Throttle(RateLimiter):
-    """Sliding one-minute window of attempts per client address (bounded: see `RateLimiter`)."""
+class Throttle(KeyedWindows):
+    """Sliding one-minute window of attempts per client address (bounded: see `KeyedWindows`)."""
 
     def __init__(self, per_minute: int) -> None:
         super().__init__(per_minute, 60.0)

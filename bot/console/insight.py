@@ -22,9 +22,8 @@ from bot.accounts import Account, Role
 from bot.core.store import Feedback, TranscriptLine
 from bot.eval_reports import EvalReports
 from bot.eval_runner import EvalRunner
-from bot.helpdesk.admin import cluster, gather
+from bot.helpdesk.admin import CLUSTER_MOST, cluster, gather, question_vectors, unclustered
 from bot.helpdesk.store import Ticket
-from bot.query_vectors import QueryVectors
 from common.clock import utcnow
 
 if TYPE_CHECKING:
@@ -86,24 +85,17 @@ def register(console: Console) -> None:
     runner = EvalRunner(console.cfg, console.cfg.console.eval_set, console.cfg.console.eval_frozen,
                         knowledge=console.hub.dialogue.answerer.knowledge)
 
-    vectors: QueryVectors | None = None  # questions seen by earlier views: a reload embeds only new ones
-
-    def embed(texts: list[str]) -> Any:
-        nonlocal vectors
-        if vectors is None:  # the model loads on the first view that has questions
-            from ingest.embedders import embedder_from_config
-
-            vectors = QueryVectors(embedder_from_config(console.cfg).embed_queries, QUESTIONS_KEPT)
-        return vectors.get_many(texts)
+    seen = question_vectors(console.cfg, QUESTIONS_KEPT)
 
     def figures(days: int) -> dict[str, Any]:
         """Everything the page shows (database reads and clustering: run off the event loop)."""
         items = gather(console.cfg, days)
-        return {"days": days, "total": len(items), "groups": cluster(console.cfg, items, embed=embed)[:30],
+        groups = cluster(console.cfg, items, embed=seen.get_many)
+        return {"days": days, "total": len(items), "groups": groups[:30], "rarer": unclustered(items, groups),
                 "regions": Counter(i["region"] or "?" for i in items).most_common(),
                 "chart": chart(by_day(days_of(console.sessions, days), min(days, 60))),
                 "votes": votes(console.sessions, days), "reasons": reasons(console.sessions, days),
-                "evaluation": reports.live()}
+                "evaluation": reports.live(), "cluster_most": CLUSTER_MOST}
 
     async def insight(request: Request, account: Account) -> Response:
         try:

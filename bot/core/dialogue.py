@@ -58,7 +58,7 @@ from bot.core.messages import (
     to_payload,
 )
 from bot.core.outbox import Outbox
-from bot.core.ratelimit import RateLimiter
+from bot.core.ratelimit import SlidingWindow
 from bot.core.retention import forget
 from bot.core.store import RETRYABLE, Conversation, ConversationStore, Feedback, TranscriptLine
 from bot.core.understand import Reader, Reading
@@ -122,7 +122,7 @@ class Dialogue:
         self.intents = {k: [str(w).lower() for w in v]
                         for k, v in read_yaml(intents_file).items()}
         self.reader = Reader(self.rules, self.intents)
-        self.limiter = RateLimiter(cfg.chat.rate_limit_messages, cfg.chat.rate_limit_seconds)
+        self.limiter = SlidingWindow(cfg.chat.rate_limit_messages, cfg.chat.rate_limit_seconds)
         self.outbox = Outbox(self.store.sessions)
 
     # -- entry point --------------------------------------------------------------------------

@@ -1,12 +1,12 @@
 """Flood control: at most N events in a sliding window of S seconds.
 
-Two ways to keep the window, one rule:
-- `admit(recent)` judges a window the caller stores itself. The dialogue keeps each worker's recent
+One rule (`SlidingWindow`), two ways to keep the window:
+- `SlidingWindow.admit(recent)` judges a window the caller stores itself. The dialogue keeps each worker's recent
   message times on the worker's conversation row (`Conversation.recent`): each message already reads
   that row under its lock and writes it back in its one transaction (`Dialogue.turn`), so every
   `qiuxue serve` process sharing the database sees the same window, with no extra query and no extra
   service (see README, "Several processes").
-- `allow(key)` keeps windows in this process's memory, per key (console logins per client address).
+- `KeyedWindows.allow(key)` keeps windows in this process's memory, per key (console logins per client address).
   Keys are kept in the order they were last active; a key whose window has emptied is forgotten as soon
   as it reaches the front, so memory follows the keys active in the last S seconds, and `max_keys` caps
   even that (a burst of more distinct keys forgets the least recently active first: at worst one of
@@ -25,12 +25,11 @@ from collections.abc import Callable
 MAX_KEYS = 100_000  # ~200 bytes each with a short window: ≈ 20 MB at the very worst
 
 
-class RateLimiter:
-    def __init__(self, max_messages: int, per_seconds: float, clock: Callable[[], float] = time.time,
-                 max_keys: int = MAX_KEYS) -> None:
-        self.max, self.window, self.clock, self.max_keys = max_messages, per_seconds, clock, max(1, max_keys)
-        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
+class SlidingWindow:
+    """At most `max_messages` in any `per_seconds`, judged on a window of times the caller keeps."""
+
+    def __init__(self, max_messages: int, per_seconds: float, clock: Callable[[], float] = time.time) -> None:
+        self.max, self.window, self.clock = max_messages, per_seconds, clock
 
     def admit(self, recent: list[float]) -> tuple[bool, list[float]]:
         """(may this message be handled now?, the window to store back). A refused message is not counted;
@@ -40,6 +39,17 @@ class RateLimiter:
         if len(kept) >= self.max:
             return False, kept
         return True, [*kept, round(now, 3)]
+
+
+class KeyedWindows(SlidingWindow):
+    """The same rule with the windows in this process's memory, one per key, bounded (see the module)."""
+
+    def __init__(self, max_messages: int, per_seconds: float, clock: Callable[[], float] = time.time,
+                 max_keys: int = MAX_KEYS) -> None:
+        super().__init__(max_messages, per_seconds, clock)
+        self.max_keys = max(1, max_keys)
+        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         """Keys currently remembered by `allow`."""

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from sqlalchemy import select
@@ -27,6 +27,9 @@ from bot.helpdesk.store import DraftFaq, Ticket
 from common.clock import utcnow
 from common.db import open_database
 from common.settings import Config
+
+if TYPE_CHECKING:
+    from bot.query_vectors import QueryVectors
 
 APPROVED_FILE = "helpdesk-faq.yaml"
 
@@ -71,15 +74,17 @@ def gather(cfg: Config, days: float) -> list[dict[str, Any]]:
     sessions = open_database(cfg)
     items: list[dict[str, Any]] = []
     with sessions() as s:
-        outs = s.execute(select(TranscriptLine, Conversation.region)
+        outs = s.execute(select(TranscriptLine.meta, Conversation.region)
                          .join(Conversation, Conversation.id == TranscriptLine.conversation_id)
-                         .where(TranscriptLine.direction == "out", TranscriptLine.created_at >= since)).all()
-        for line, region in outs:
-            if line.meta.get("action") == "no_answer":
-                asked = s.get(TranscriptLine, int(line.meta.get("reply_to") or 0))
-                if asked is not None:
-                    items.append({"kind": "no_answer", "question": asked.text,
-                                  "region": line.meta.get("region") or region})
+                         .where(TranscriptLine.direction == "out", TranscriptLine.created_at >= since,
+                                TranscriptLine.meta["action"].as_string() == "no_answer")).all()
+        asked_ids = {int(meta.get("reply_to") or 0) for meta, _ in outs}
+        asked = dict(s.execute(select(TranscriptLine.id, TranscriptLine.text)
+                               .where(TranscriptLine.id.in_(asked_ids))).all()) if asked_ids else {}
+        for meta, region in outs:
+            text = asked.get(int(meta.get("reply_to") or 0))
+            if text is not None:
+                items.append({"kind": "no_answer", "question": text, "region": meta.get("region") or region})
         for fb in s.scalars(select(Feedback).where(Feedback.vote < 0, Feedback.created_at >= since)):
             items.append({"kind": "disliked", "question": fb.question, "region": fb.region})
         for ticket in s.scalars(select(Ticket).where(Ticket.created_at >= since)):
@@ -90,15 +95,29 @@ def gather(cfg: Config, days: float) -> list[dict[str, Any]]:
 # multilingual-e5 puts unrelated short Chinese questions at cosine 0.81–0.90 and paraphrases
 # ("今天天气怎么样" / "今天天气如何" 0.99, "拖欠工资怎么办" / "老板欠薪三个月" 0.93): cluster at 0.92.
 CLUSTER_SIMILARITY = 0.92
+# Only the most frequent distinct questions are embedded and clustered (the rest are counted as "rarer"):
+# a month of tens of thousands of one-off messages must not make the report wait on the model.
+CLUSTER_MOST = 500
+
+
+def question_vectors(cfg: Config, size: int) -> QueryVectors:
+    """Question vectors kept between reports (the console's insight page): a reload embeds only new questions.
+    The model loads on the first question embedded."""
+    from bot.query_vectors import QueryVectors
+    from ingest.embedders import embedder_from_config
+
+    return QueryVectors(lambda texts: embedder_from_config(cfg).embed_queries(texts), size)
 
 
 def cluster(cfg: Config, items: list[dict[str, Any]], threshold: float = CLUSTER_SIMILARITY,
-            embed: Callable[[list[str]], Any] | None = None) -> list[dict[str, Any]]:
+            embed: Callable[[list[str]], Any] | None = None, most: int = CLUSTER_MOST) -> list[dict[str, Any]]:
     """Greedy clusters of similar questions (cosine ≥ threshold), largest first.
 
     Each distinct question is embedded once and compared with every cluster centre in one matrix
     product, so a week of thousands of unanswered messages (many of them the same words) stays quick.
     `embed` (texts → query vectors) defaults to the configured embedder; the console passes a cached one.
+    Only the `most` most frequent distinct questions are clustered; items of the others are left out
+    (`unclustered` counts them).
     """
     if not items:
         return []
@@ -106,7 +125,7 @@ def cluster(cfg: Config, items: list[dict[str, Any]], threshold: float = CLUSTER
 
     from ingest.embedders import embedder_from_config
 
-    distinct = list(dict.fromkeys(i["question"] for i in items))
+    distinct = [q for q, _ in Counter(i["question"] for i in items).most_common(most)]
     vectors = (embed or embedder_from_config(cfg).embed_queries)(distinct)
     centres = np.empty((len(distinct), vectors.shape[1]), dtype=vectors.dtype)
     group_of: dict[str, int] = {}
@@ -121,7 +140,8 @@ def cluster(cfg: Config, items: list[dict[str, Any]], threshold: float = CLUSTER
             n += 1
     groups: list[dict[str, Any]] = [{"items": []} for _ in range(n)]
     for item in items:
-        groups[group_of[item["question"]]]["items"].append(item)
+        if item["question"] in group_of:
+            groups[group_of[item["question"]]]["items"].append(item)
     out = []
     for g in groups:
         members = g["items"]
@@ -130,6 +150,11 @@ def cluster(cfg: Config, items: list[dict[str, Any]], threshold: float = CLUSTER
                     "regions": dict(Counter(m["region"] or "?" for m in members).most_common()),
                     "questions": sorted({m["question"] for m in members})[:10]})
     return sorted(out, key=lambda g: -g["count"])
+
+
+def unclustered(items: list[dict[str, Any]], groups: list[dict[str, Any]]) -> int:
+    """How many items `cluster` left out (their questions were rarer than the `most` it clustered)."""
+    return len(items) - sum(g["count"] for g in groups)
 
 
 def cmd_approve(cfg: Config, args: argparse.Namespace) -> int:
@@ -154,7 +179,8 @@ def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
     by_region = Counter(i["region"] or "?" for i in items).most_common()
     if args.json:
         print(json.dumps({"days": args.days, "items": len(items), "groups": groups,
-                          "by_region": dict(by_region)}, ensure_ascii=False))
+                          "unclustered": unclustered(items, groups), "by_region": dict(by_region)},
+                         ensure_ascii=False))
         return 0
     print(f"last {args.days:g} days: {len(items)} unanswered / 👎 / hand-offs")
     print(f"{'count':>5}  {'kinds':<28} {'regions':<24} example")
@@ -162,5 +188,7 @@ def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
         kinds = ",".join(f"{k}:{v}" for k, v in g["kinds"].items())
         regions = ",".join(f"{k}:{v}" for k, v in list(g["regions"].items())[:3])
         print(f"{g['count']:>5}  {kinds:<28} {regions:<24} {g['example'][:60]}")
+    if rest := unclustered(items, groups):
+        print(f"{rest:>5}  rarer questions, not clustered (only the {CLUSTER_MOST} most frequent are)")
     print("by region: " + ", ".join(f"{r} {n}" for r, n in by_region))
     return 0
