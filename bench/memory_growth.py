@@ -9,7 +9,7 @@ workers (a new one every 3 messages), `--concurrency` at a time, each message st
 handled, delivered and read back as the web page does. After a warm-up of `--every` questions (not
 traced), tracemalloc is started and a snapshot taken every `--every` questions; printed per checkpoint:
 RSS, Python memory traced, and the lines whose allocations grew most since the first traced snapshot.
-Also the sizes of the process's known per-worker structures (hub, rate limiter, query-vector LRU), so a
+Also the sizes of the process's known per-worker structures (hub, query-vector LRU), so a
 structure that grows with workers shows by name, and native memory the tracer cannot see (SQLite's, and
 what malloc keeps after it was freed). `--arenas 0 --trim-seconds 0` measures without `common/malloc.py`.
 """
@@ -59,11 +59,11 @@ def native_mb() -> dict[str, float]:
 
 
 def structure_sizes(hub: Any) -> dict[str, int]:
-    """Entry counts of the structures a serving process keeps between messages."""
+    """Entry counts of the structures a serving process keeps between messages (the flood limit's window is on the
+    conversation row, not in memory)."""
     dialogue = hub.dialogue
     sizes = {"hub._busy": len(hub._busy), "hub._handled": len(hub._handled), "hub._fresh": len(hub._fresh),
              "gc objects": len(gc.get_objects())}
-    sizes["rate limiter keys"] = len(dialogue.limiter)
     snap = dialogue.answerer.knowledge.current()
     if snap is not None and snap.query_vectors is not None:
         sizes["query-vector LRU"] = len(snap.query_vectors)
