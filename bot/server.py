@@ -8,7 +8,8 @@ with a log line (asked for explicitly, e.g. `--telegram`, it is an error instead
 polling runs beside the app in the same event loop.
 
 `--workers N` (or `server.workers`) runs N such processes on the one port (`bot.server_workers`);
-they need PostgreSQL. Database calls and answers run in a pool of `server.threads` threads.
+they need PostgreSQL. Database calls and answers run in a pool of `server.threads` threads. Memory: malloc
+is held to `server.malloc_arenas` arenas and trimmed every `server.malloc_trim_seconds` (`common/malloc.py`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from bot.core import metrics
 from bot.core.dialogue import Dialogue
 from bot.core.hub import Hub
 from bot.server_workers import Supervisor, reuseport_socket, slot_name
+from common import malloc
 from common.db import database_url
 from common.settings import Settings
 
@@ -52,6 +54,15 @@ def load_channels(cfg: Settings, hub: Hub, names: list[str], required: set[str])
     return made
 
 
+async def trim_every(seconds: float) -> None:
+    """Hand the memory malloc freed back to the system every `seconds` (0: never), off the event loop."""
+    if seconds <= 0:
+        return
+    while True:
+        await asyncio.sleep(seconds)
+        await asyncio.to_thread(malloc.trim)
+
+
 def build_app(cfg: Settings, hub: Hub) -> Starlette:
     async def healthz(_request: Request) -> Response:
         try:
@@ -69,9 +80,11 @@ def build_app(cfg: Settings, hub: Hub) -> Starlette:
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(cfg.server.threads, thread_name_prefix="qiuxue"))
         await hub.start()
+        trimming = asyncio.create_task(trim_every(cfg.server.malloc_trim_seconds), name="qiuxue-malloc-trim")
         try:
             yield
         finally:
+            trimming.cancel()
             await hub.stop()
 
     routes: list[Any] = [Route("/healthz", healthz), Route("/metrics", metrics_page)]
@@ -88,6 +101,7 @@ def serve(cfg: Settings, names: list[str], required: set[str], slot: int | None 
     """Serve in this process; `slot` (of `--workers`): one of several processes sharing the port."""
     import uvicorn
 
+    malloc.cap_arenas(cfg.server.malloc_arenas)  # before any thread of this process allocates
     host, port = cfg.server.host, cfg.server.port
     shared = slot is not None
     hub = Hub(Dialogue(cfg), owner=slot_name(host, port, slot) if shared else "", primary=not slot, shared=shared)

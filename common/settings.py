@@ -160,6 +160,8 @@ class Server(Section):
     channels: list[str] = ["telegram", "wechat", "web"]
     workers: int = Field(1, ge=1, le=64)  # serving processes sharing the port (SO_REUSEPORT); >1 needs PostgreSQL
     threads: int = Field(16, ge=1, le=256)  # per process: database calls and answers run in this many threads
+    malloc_arenas: int = Field(2, ge=0)  # glibc malloc arenas per process (0: glibc's default, 8 per core)
+    malloc_trim_seconds: float = Field(60, ge=0)  # hand freed memory back to the system this often (0: never)
 
 
 class Console(Section):

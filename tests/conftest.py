@@ -195,3 +195,14 @@ def fake(monkeypatch: pytest.MonkeyPatch, no_network: list[object]):  # type: ig
     with FakeBotApi() as server:
         yield server
     assert no_network == []
+
+
+@pytest.fixture
+def wx(monkeypatch: pytest.MonkeyPatch, no_network: list[object]):  # type: ignore[no-untyped-def]
+    """The fake WeChat in safe (AES) mode on 127.0.0.1; the test fails if anything else was contacted."""
+    from tests.fakes.wechat_server import FakeWechat
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    with FakeWechat(aes=True) as server:
+        yield server
+    assert no_network == []

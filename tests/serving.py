@@ -83,18 +83,19 @@ def wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path | None = No
 
 
 @contextlib.contextmanager
-def qiuxue_serve(cfg: Settings, port: int, fake: Any = None, *args: str,
+def qiuxue_serve(cfg: Settings, port: int, fake: Any = None, *args: str, channels: tuple[str, ...] = ("--telegram",),
                  **env: str) -> Iterator[subprocess.Popen[bytes]]:
-    """`qiuxue serve --telegram` (plus `args`) as a real OS process on `port`, on cfg's data and database,
-    Telegram pointed at `fake` (polling unless `env` says webhook); stopped (SIGTERM) afterwards. Its log
-    goes to `serve-<port>.log` in data_dir (a pipe nobody reads would fill up and block the process)."""
+    """`qiuxue serve --telegram` (or other `channels` flags, plus `args`) as a real OS process on `port`, on
+    cfg's data and database, Telegram pointed at `fake` (polling unless `env` says webhook); stopped
+    (SIGTERM) afterwards. Its log goes to `serve-<port>.log` in data_dir (a pipe nobody reads would fill
+    up and block the process)."""
     full = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "TELEGRAM_BOT_TOKEN": TOKEN,
             "QIUXUE__DATA_DIR": str(cfg.data_path), "QIUXUE__DATABASE__URL": cfg.database.url,
             "QIUXUE__SERVER__PORT": str(port), "QIUXUE__CHAT__RATE_LIMIT_MESSAGES": "1000", **FAST,
             **({"QIUXUE__TELEGRAM__BASE_URL": f"{fake.base_url}/bot"} if fake is not None else {}), **env}
     log = Path(cfg.data_path) / f"serve-{port}.log"
     with log.open("ab") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--telegram", *args], cwd=PROJECT,
+        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", *channels, *args], cwd=PROJECT,
                                 env=full, stdout=subprocess.DEVNULL, stderr=err)
     try:
         wait_healthy(port, proc, log)

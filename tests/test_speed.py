@@ -1,4 +1,5 @@
-"""The answer path's fast structures give the same results as the slow ones, and per-user state stays bounded."""
+"""The answer path's fast structures give the same results as the slow ones, and per-user state and the
+process's native heap (malloc arenas, memory freed but kept) stay bounded."""
 
 from __future__ import annotations
 
@@ -87,6 +88,78 @@ def test_rate_limiter_hard_cap_on_distinct_keys() -> None:
 def test_console_throttle_is_bounded_too() -> None:
     throttle = Throttle(3)
     assert isinstance(throttle, KeyedWindows) and throttle.window == 60.0 and throttle.max_keys > 0
+
+
+FRAGMENT = """
+import json, os, sys, threading
+from common import malloc
+
+def rss_mb():
+    return next(int(line.split()[1]) / 1024 for line in open(f"/proc/{os.getpid()}/status") if line.startswith("VmRSS"))
+
+capped = malloc.cap_arenas(int(sys.argv[1]))
+start, kept = threading.Barrier(8), []
+
+def work():  # 8 threads at once, each allocating 20 MB in 2 KB blocks and keeping one in 20: scattered free memory
+    start.wait()
+    blocks = [bytearray(2000) for _ in range(10000)]
+    kept.extend(blocks[::20])
+
+threads = [threading.Thread(target=work) for _ in range(8)]
+for th in threads:
+    th.start()
+for th in threads:
+    th.join()
+before = rss_mb()
+print(json.dumps({"capped": capped, "arenas": malloc.arena_count(), "before": before, "trimmed": malloc.trim(),
+                  "after": rss_mb()}))
+"""
+
+
+def _fragmented(arenas: int) -> dict[str, float]:
+    """A fresh process (the cap must come before its threads) that leaves freed memory scattered over arenas."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT
+
+    out = subprocess.run([sys.executable, "-c", FRAGMENT, str(arenas)], cwd=PROJECT, capture_output=True, text=True,
+                         check=True, timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT)})
+    return dict(json.loads(out.stdout))
+
+
+def test_malloc_arenas_are_capped_and_freed_memory_goes_back() -> None:
+    """The serving process's native-memory bound (`common/malloc.py`, `server.malloc_*`): threads share at most
+    the capped number of arenas, and a trim hands memory freed but kept back to the system."""
+    free = _fragmented(0)
+    capped = _fragmented(2)
+    assert free["arenas"] > 2  # without the cap every thread got an arena of its own
+    assert capped["capped"] and capped["arenas"] <= 2
+    assert capped["before"] < free["before"]  # fewer arenas: less memory kept after the same work
+    for run in (free, capped):  # ~150 MB allocated, ~8 MB still in use: the trim returns most of the rest
+        assert run["trimmed"] and run["after"] < run["before"] - 30, run
+
+
+def test_serve_trims_periodically(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from bot import server
+    from common import malloc
+
+    calls: list[float] = []
+    monkeypatch.setattr(malloc, "trim", lambda: bool(calls.append(0.0)))
+
+    async def run_for(seconds: float, interval: float) -> None:
+        task = asyncio.create_task(server.trim_every(interval))
+        await asyncio.sleep(seconds)
+        task.cancel()
+
+    asyncio.run(run_for(0.35, 0.05))
+    assert len(calls) >= 3
+    calls.clear()
+    asyncio.run(run_for(0.1, 0))  # 0: never
+    assert calls == []
 
 
 def test_in_memory_dense_search_matches_chroma(answerer, kb_cfg) -> None:  # type: ignore[no-untyped-def]

@@ -9,12 +9,16 @@ work: signatures, AES (WeChatCrypto), XML parsing (parse_message), replies (crea
   is stored. Safe mode refuses plaintext posts.
 - **Exactly once in**: a message is stored in the hub's inbox keyed by MsgId (events: FromUserName +
   CreateTime + Event) before WeChat gets any answer; WeChat's retries of it — to this process or
-  another sharing the database — find the row and get `success` at once.
+  another sharing the database — find the row and get `success` at once. Except after a crash: a
+  passive reply taken by a process killed before its response was written is `uncertain`, and
+  WeChat retrying proves the response never arrived, so the retry answers it (in its own response,
+  or as 客服消息) — `Outbox.retake_lost_passive`.
 - **The 5-second rule**: the capabilities' `reply_hold` makes the core keep the turn's replies in the
   outbox for `wechat.reply_budget_seconds` after the message arrived. If the turn is done within the
   budget, the callback takes them (`Outbox.take_passive`, one compare-and-set) and answers in its
   response; otherwise it answers `success` and the delivery loop sends them as 客服消息 once the hold
-  is over. A row is either taken for the response or claimed by the delivery loop, never both.
+  is over. A row is either taken for the response or claimed by the delivery loop, never both; a
+  taken row is marked `sent` once the response is written (a background task of the response).
 - **Rendering**: text only (the core numbers options, `Capabilities(buttons=False)`), split under 2,048
   bytes at sentence ends; a passive reply carries as many whole replies as fit in one message (or the
   first part of a long one — the rest follows as 客服消息). `subscribe` is /start (welcome, consent);
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -76,7 +81,8 @@ class Passive:
     text: str
 
 
-def _text(payload: dict[str, Any]) -> str:
+def reply_text(payload: dict[str, Any]) -> str:
+    """The text a worker sees for one outbox payload (its link appended when the text does not carry it)."""
     reply = outgoing_from(payload)
     return f"{reply.text}\n{reply.link}" if reply.link and reply.link not in reply.text else reply.text
 
@@ -86,7 +92,7 @@ def pick_passive(rows: list[Claimed], limit: int = TEXT_LIMIT) -> Passive | None
     texts: list[str] = []
     whole: list[int] = []
     for row in rows:
-        parts = split_text(_text(row.payload), limit)
+        parts = split_text(reply_text(row.payload), limit)
         if len(parts) > 1:
             return Passive([], row.id, parts[0]) if not whole else Passive(whole, None, "\n\n".join(texts))
         if len("\n\n".join([*texts, parts[0]]).encode("utf-8")) > limit:
@@ -166,15 +172,16 @@ class WechatChannel(PushOnly):
         except Exception:
             log.exception("could not store WeChat message %s; WeChat will retry", key)
             return PlainTextResponse("try again", status_code=503)
-        if not fresh:
+        deadline = arrived + self.budget - SEND_MARGIN
+        if not fresh and not await self._lost_passive(key, deadline):
             return PlainTextResponse(SUCCESS)  # a retry: the first delivery is answered (or being answered)
-        reply = await self._passive(key, arrived + self.budget - SEND_MARGIN)
-        if reply is None:
+        taken = await self._passive(key, deadline)
+        if taken is None:
             return PlainTextResponse(SUCCESS)
-        xml = create_reply(reply, msg, render=True)
+        xml = create_reply(taken.text, msg, render=True)
         if self.crypto is not None:
             xml = self.crypto.encrypt_message(xml, query["nonce"], query["timestamp"])
-        return Response(xml, media_type="application/xml")
+        return Response(xml, media_type="application/xml", background=BackgroundTask(self._confirm, taken.whole))
 
     def _verified(self, request: Request) -> dict[str, str]:
         query = {k: request.query_params.get(k, "") for k in ("signature", "timestamp", "nonce", "msg_signature",
@@ -221,8 +228,25 @@ class WechatChannel(PushOnly):
             raise Refused(400, "empty message")
         return msg
 
-    async def _passive(self, key: str, deadline: float) -> str | None:
-        """The turn's replies, if it is done before the deadline and they are still ours to take."""
+    async def _lost_passive(self, key: str, deadline: float) -> bool:
+        """A retry of a message whose passive reply died with its process: that reply held again for this
+        request (True), so that it is answered once after all."""
+        item_id = await asyncio.to_thread(self.hub.inbox.find, CHANNEL, key)
+        if item_id is None:
+            return False
+        hold = timedelta(seconds=max(0.0, deadline - time.monotonic()) + SEND_MARGIN)
+        retaken = await asyncio.to_thread(self.hub.outbox.retake_lost_passive, item_id, hold)
+        if retaken:
+            log.info("WeChat retried message %s whose passive reply was lost with its process; answering again", key)
+        return retaken > 0
+
+    async def _confirm(self, ids: list[int]) -> None:
+        """The response carrying these rows has been written."""
+        await self.hub.record(self.hub.outbox.confirm_passive, ids)
+        self.hub.kick()  # the worker's later replies may have waited behind these rows
+
+    async def _passive(self, key: str, deadline: float) -> Passive | None:
+        """The turn's replies taken for the response, if it is done before the deadline and they are still ours."""
         item_id = await self.hub.handled(CHANNEL, key, deadline)
         if item_id is None:
             return None
@@ -232,9 +256,10 @@ class WechatChannel(PushOnly):
             await asyncio.to_thread(self.hub.outbox.release, item_id)
             self.hub.kick()
             return None
-        taken = await asyncio.to_thread(self.hub.outbox.take_passive, item_id, pick.whole, pick.first_part_of)
+        taken = await asyncio.to_thread(self.hub.outbox.take_passive, item_id, pick.whole, pick.first_part_of,
+                                        self.hub.owner)
         self.hub.kick()  # what was not taken goes out through the API now
-        return pick.text if taken else None
+        return pick if taken else None
 
     # -- out ------------------------------------------------------------------------------------------
     async def send(self, item: Claimed) -> str:
@@ -242,7 +267,7 @@ class WechatChannel(PushOnly):
             raise PermanentFailure("WeChat cannot copy another platform's message")
         done = [p for p in item.platform_ref.split(",") if p]
         sent = list(done)
-        parts = split_text(_text(item.payload))
+        parts = split_text(reply_text(item.payload))
         for n, part in enumerate(parts):
             if n < len(done):
                 continue  # answered passively, or sent by an earlier attempt
@@ -264,4 +289,4 @@ def create(cfg: Settings, hub: Hub, secrets: dict[str, str] | None = None) -> li
     return [channel]
 
 
-__all__ = ["WechatChannel", "create", "pick_passive", "to_incoming"]
+__all__ = ["WechatChannel", "create", "pick_passive", "reply_text", "to_incoming"]

@@ -292,14 +292,14 @@ class Hub:
             else:
                 backoff = self.cfg.delivery.backoff_seconds * 2 ** (item.attempts - 1)
                 delay = timedelta(seconds=max(backoff, getattr(exc, "retry_after", None) or 0.0))
-                await self._record(self.outbox.retry_later, item.id, reason, delay)
+                await self.record(self.outbox.retry_later, item.id, reason, delay)
             return
-        await self._record(self.outbox.sent, item.id, ref)
+        await self.record(self.outbox.sent, item.id, ref)
         metrics.MESSAGES_OUT.labels(item.channel, "sent").inc()
         if item.ticket_event_id is not None:
-            await self._record(self.helpdesk.delivered, item.ticket_event_id)
+            await self.record(self.helpdesk.delivered, item.ticket_event_id)
 
-    async def _record(self, write: Callable[..., Any], *args: Any) -> Any:
+    async def record(self, write: Callable[..., Any], *args: Any) -> Any:
         """Record what the platform said about a row, however long the database is away (a restart): a row
         left `sending` would hold up every later one to the same address."""
         delay = self.cfg.delivery.backoff_seconds
@@ -332,7 +332,7 @@ class Hub:
 
     async def _give_up(self, item: Claimed, reason: str) -> None:
         log.warning("outbox row %s to %s could not be delivered: %s", item.id, item.channel, reason)
-        await self._record(self.outbox.failed, item.id, reason)
+        await self.record(self.outbox.failed, item.id, reason)
         metrics.MESSAGES_OUT.labels(item.channel, "failed").inc()
         if item.ticket_event_id is not None and item.kind in WORKER_PUSHES:
             await asyncio.to_thread(self.helpdesk.undelivered, item.ticket_event_id, reason)

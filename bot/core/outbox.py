@@ -17,8 +17,13 @@ predecessor's sends `uncertain`, never a live sibling's.
 Passive replies (a channel whose platform request can carry the answer, like WeChat's): the turn's
 rows are linked to their inbox row and held (`not_before`) for the channel's reply budget. The
 channel's request handler takes them with `take_passive` — one compare-and-set from `pending` to
-`sent` while the hold lasts — and the delivery loop can only claim them once the hold is over, so
-each row goes out exactly once: in the HTTP response, or through the platform's API, never both.
+`sending` while the hold lasts — and the delivery loop can only claim them once the hold is over, so
+each row goes out exactly once: in the HTTP response, or through the platform's API, never both. A
+taken row becomes `sent` (`confirm_passive`) only once the response has been written; a process
+killed in between leaves it `sending`, and the restart makes it `uncertain` like any other send. If
+the platform then asks again for the same message (WeChat re-posts a callback it got no answer to),
+that proves the response never arrived: `retake_lost_passive` puts such rows back on hold for the
+new request (or the API) — one compare-and-set, so only one retry gets them.
 """
 
 from __future__ import annotations
@@ -117,8 +122,9 @@ class Outbox:
             return [Claimed(r.id, r.channel, r.address, r.kind, dict(r.payload), r.ticket_event_id, r.attempts)
                     for r in rows]
 
-    def take_passive(self, inbox_id: int, whole: list[int], first_part_of: int | None = None) -> bool:
-        """Take held rows for the platform's response, all or nothing: `whole` become `sent` (ref "passive");
+    def take_passive(self, inbox_id: int, whole: list[int], first_part_of: int | None = None, owner: str = "") -> bool:
+        """Take held rows for the platform's response, all or nothing: `whole` become `sending` (ref "passive",
+        claimed by `owner`) until `confirm_passive` records the response written;
         `first_part_of` had only its first part answered — it is released with that part recorded, and the
         delivery loop sends the rest. Every other held reply to the message is released at once.
         False when the hold was over or the delivery loop had any of them (then nothing changed)."""
@@ -127,7 +133,8 @@ class Outbox:
         try:
             with self.sessions.begin() as s:
                 if whole and s.execute(update(OutboxItem).where(OutboxItem.id.in_(whole), *held)
-                                       .values(status=OutboxStatus.SENT, platform_ref=PASSIVE, sent_at=now)
+                                       .values(status=OutboxStatus.SENDING, platform_ref=PASSIVE,
+                                               attempts=OutboxItem.attempts + 1, claimed_by=owner)
                                        ).rowcount != len(whole):
                     raise _Lost
                 if first_part_of is not None and s.execute(update(OutboxItem).where(
@@ -138,6 +145,25 @@ class Outbox:
         except _Lost:  # the transaction rolled back: nothing was taken
             return False
         return True
+
+    def confirm_passive(self, ids: list[int]) -> None:
+        """The response carrying these taken rows has been written: they are `sent`."""
+        if not ids:
+            return
+        with self.sessions.begin() as s:
+            s.execute(update(OutboxItem).where(OutboxItem.id.in_(ids), OutboxItem.status == OutboxStatus.SENDING,
+                                               OutboxItem.platform_ref == PASSIVE)
+                      .values(status=OutboxStatus.SENT, sent_at=utcnow()))
+
+    def retake_lost_passive(self, inbox_id: int, hold: timedelta) -> int:
+        """The platform asked again for a message whose passive response died with its process (`uncertain`):
+        those rows are held again for `hold` (for the new request's response, else the API). How many."""
+        with self.sessions.begin() as s:
+            return int(s.execute(update(OutboxItem).where(OutboxItem.inbox_id == inbox_id,
+                                                          OutboxItem.status == OutboxStatus.UNCERTAIN,
+                                                          OutboxItem.platform_ref == PASSIVE)
+                                 .values(status=OutboxStatus.PENDING, platform_ref="", error="",
+                                         not_before=utcnow() + hold)).rowcount)
 
     def release(self, inbox_id: int) -> None:
         """No passive answer after all: the message's held replies go to the delivery loop now."""

@@ -52,7 +52,7 @@ WECHAT_WAITS = 5.0
 
 @dataclass
 class Delivery:
-    status: int | None  # None: no answer within WeChat's 5 seconds
+    status: int | None  # None: no answer within WeChat's 5 seconds (or no server, or the connection died)
     body: str
     seconds: float
     reply: str | None  # the passive reply's text (checked), or None for "success"/""
@@ -259,7 +259,7 @@ class FakeWechat:
                 status, text = r.status, r.read().decode("utf-8")
         except urllib.error.HTTPError as err:
             return Delivery(err.code, err.read().decode("utf-8", "replace"), time.monotonic() - started, None)
-        except TimeoutError:
+        except (OSError, http.client.HTTPException):  # no answer in time, refused, reset: WeChat retries
             return Delivery(None, "", time.monotonic() - started, None)
         seconds = time.monotonic() - started
         reply = None if text.strip() in ("", "success") else self.check_reply(text, openid)
