@@ -33,8 +33,13 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
-def make_engine(url: str) -> Engine:
-    engine = create_engine(url, pool_pre_ping=True)
+POOL_SIZE = 20  # connections a process keeps open: ≥ server.threads, which run database calls at once
+
+
+def make_engine(url: str, pool_size: int = POOL_SIZE) -> Engine:
+    """An engine whose pool holds `pool_size` connections open (more are opened for a burst and closed after):
+    a pool smaller than the threads using it opens and closes a connection per transaction under load."""
+    engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=10)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -42,13 +47,13 @@ def make_engine(url: str) -> Engine:
 
 def open_database(cfg: Settings) -> sessionmaker:
     """Sessions on the configured database, its schema migrated to the newest; one engine per URL and process."""
-    return _sessions_for(database_url(cfg))
+    return _sessions_for(database_url(cfg), cfg.database.pool_size)
 
 
 @cache
-def _sessions_for(url: str) -> sessionmaker:
+def _sessions_for(url: str, pool_size: int = POOL_SIZE) -> sessionmaker:
     from common.migrate import upgrade  # alembic is only imported by a process that opens a database
 
-    engine = make_engine(url)
+    engine = make_engine(url, pool_size)
     upgrade(engine)
     return sessionmaker(engine, expire_on_commit=False)

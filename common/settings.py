@@ -52,6 +52,7 @@ class Knowledge(Section):
 
 class Database(Section):
     url: str = ""
+    pool_size: int = Field(20, ge=1)  # connections kept open per process: at least server.threads
 
 
 class Embedding(Section):
