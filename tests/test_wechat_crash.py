@@ -10,23 +10,26 @@ taken for the response, the response never written; WeChat's retry of that MsgId
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from bot.channels import wechat
 from bot.channels.wechat import reply_text
 from bot.channels.wechat_api import split_text
-from bot.core.dialogue import Dialogue
 from bot.core.inbox import InboxItem, InboxStatus
 from bot.core.outbox import PASSIVE, OutboxItem, OutboxStatus
 from bot.core.store import Conversation, TranscriptLine
+from common.db import database_url
 from common.settings import Config
 from tests.conftest import make_config, unique_user
 from tests.fakes.wechat_server import FakeWechat
@@ -121,13 +124,25 @@ def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def _reading(cfg: Config) -> Iterator[Session]:
+    """A session on a connection of its own, opened now: what the serving processes have committed, whatever
+    connections this test process's pooled engine holds (the database file is shared with other tests)."""
+    engine = create_engine(database_url(cfg), poolclass=NullPool)
+    try:
+        with Session(engine, expire_on_commit=False) as s:
+            yield s
+    finally:
+        engine.dispose()
+
+
 def _rows(cfg: Config, users: list[str]) -> list[OutboxItem]:
-    with Dialogue(cfg).store.sessions() as s:
+    with _reading(cfg) as s:
         return list(s.scalars(select(OutboxItem).where(OutboxItem.channel == "wechat", OutboxItem.address.in_(users))))
 
 
 def _inbox(cfg: Config, users: list[str]) -> dict[str, InboxItem]:
-    with Dialogue(cfg).store.sessions() as s:
+    with _reading(cfg) as s:
         rows = s.scalars(select(InboxItem).where(InboxItem.key.in_([f"wechat:{u}" for u in users])))
         return {r.external_id: r for r in rows}
 
@@ -147,7 +162,7 @@ def _log_tail(cfg: Config, port: int, lines: int = 40) -> str:
 
 
 def _questions_in(cfg: Config, user: str) -> list[str]:
-    with Dialogue(cfg).store.sessions() as s:
+    with _reading(cfg) as s:
         return list(s.scalars(select(TranscriptLine.text).join(Conversation, Conversation.id == TranscriptLine.conversation_id)
                               .where(Conversation.channel == "wechat", Conversation.user_id == user,
                                      TranscriptLine.direction == "in")))
