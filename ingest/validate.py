@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -123,19 +124,26 @@ DICTIONARY_CHECKS: dict[str, Callable[[Path], None]] = {
 }
 
 
-def known_topics(dictionary: Path | None) -> set[str] | None:
+def known_topics(dictionary: Path | None) -> frozenset[str] | None:
     """The topic ids of `dictionary/topics.yaml`; None when there is no such file or it is itself bad
     (then FAQ topics are not checked: the file's own problem is reported on it)."""
     path = dictionary / TOPICS if dictionary is not None else None
     if path is None or not path.is_file():
         return None
+    stat = path.stat()
+    return _topics_in(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _topics_in(path: Path, _mtime_ns: int, _size: int) -> frozenset[str] | None:
+    """The file read once per version of it (every FAQ file checked asks for it), not once per document."""
     try:
-        return set(check(TopicsFile, _yaml(path), entry_word="").root)
+        return frozenset(check(TopicsFile, _yaml(path), entry_word="").root)
     except KnowledgeFileError:
         return None
 
 
-def topic_problems(docs: Iterable[Document], known: set[str] | None) -> list[str]:
+def topic_problems(docs: Iterable[Document], known: frozenset[str] | None) -> list[str]:
     """One line per FAQ entry topic that `known` (dictionary/topics.yaml) does not list."""
     if known is None:
         return []
