@@ -31,6 +31,7 @@ from bot.core.outbox import PASSIVE, OutboxItem, OutboxStatus
 from bot.core.store import Conversation, TranscriptLine
 from common.db import database_url
 from common.settings import Config
+from ingest.refresh import refresh
 from tests.conftest import make_config, unique_user
 from tests.fakes.wechat_server import FakeWechat
 from tests.serving import free_port, kill9, qiuxue_serve
@@ -170,7 +171,11 @@ def _questions_in(cfg: Config, user: str) -> list[str]:
 
 @pytest.mark.slow
 def test_kill9_mid_wechat_burst_answers_every_msgid_once(kb_cfg, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    cfg = make_config(tmp_path, QIUXUE__DATA_DIR=str(kb_cfg.data_path))
+    # its own database (the index's vectors come from the session's cache): the shared one is used by every
+    # in-process test of this worker, and two CI runs saw it change under this test's feet
+    cfg = make_config(tmp_path, QIUXUE__DATA_DIR=str(kb_cfg.data_path),
+                      QIUXUE__DATABASE__URL=f"sqlite:///{tmp_path / 'crash.db'}")
+    refresh(cfg, by="pytest")
     users = [unique_user(f"kill{n}") for n in range(WORKERS)]
     with FakeWechat(aes=True) as fake:
         env = {**fake.secrets, "QIUXUE__WECHAT__API_BASE_URL": fake.base_url,
