@@ -162,6 +162,12 @@ def _log_tail(cfg: Config, port: int, lines: int = 40) -> str:
     return "\n".join(log.read_text("utf-8", "replace").splitlines()[-lines:]) if log.exists() else "(no log)"
 
 
+def own_database(cfg: Config) -> Config:
+    """cfg with the session's index made live in its own database (vectors from the cache: no model time)."""
+    refresh(cfg, by="pytest")
+    return cfg
+
+
 def _questions_in(cfg: Config, user: str) -> list[str]:
     with _reading(cfg) as s:
         return list(s.scalars(select(TranscriptLine.text).join(Conversation, Conversation.id == TranscriptLine.conversation_id)
@@ -240,7 +246,7 @@ def test_a_retry_answers_the_passive_reply_a_crash_took_with_it(kb_cfg, wx: Fake
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The rows were taken for a response that was never written (the process died there); the restart makes
     them `uncertain`; WeChat's retry of that MsgId gets them, once — and a further retry gets `success`."""
-    cfg = wx_cfg(kb_cfg, wx, tmp_path)
+    cfg = own_database(wx_cfg(kb_cfg, wx, tmp_path, QIUXUE__DATABASE__URL=f"sqlite:///{tmp_path / 'own.db'}"))
     user = unique_user("lost")
     msg = wx.message(user, "text", Content="广东能补多少钱")
 
@@ -274,7 +280,7 @@ def test_a_retry_answers_the_passive_reply_a_crash_took_with_it(kb_cfg, wx: Fake
 
 
 def test_a_passive_reply_is_marked_sent_once_its_response_is_written(kb_cfg, wx: FakeWechat, tmp_path: Path) -> None:
-    cfg = wx_cfg(kb_cfg, wx, tmp_path)
+    cfg = own_database(wx_cfg(kb_cfg, wx, tmp_path, QIUXUE__DATABASE__URL=f"sqlite:///{tmp_path / 'own.db'}"))
     user = unique_user("conf")
 
     async def scenario() -> None:
